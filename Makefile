@@ -1,0 +1,59 @@
+# A staged HTTP/1.1 server in C: from a blocking echo server to io_uring.
+#
+#   make                              build every stage
+#   make run [STAGE=N] [ARGS=...]     build stage N (default: the highest) and run it here
+#   make test [STAGE=N] [ARGS=...]    the test suite against stage N, or against every stage
+#   make diff A=1 B=2                 what stage B changes in stage A
+#   make deps                         install the Debian packages the project needs, if missing
+#   make clean
+#
+# SANITIZE=1 on any of these builds with AddressSanitizer and UndefinedBehaviorSanitizer,
+# e.g. `make SANITIZE=1 test STAGE=2`.
+
+STAGES := $(sort $(wildcard stage[0-9]-*))
+stage_dir = $(filter stage$(1)-%,$(STAGES))
+
+# Debian's Python, which has python3-pytest; the first python3 on PATH may be another one.
+PYTHON := /usr/bin/python3
+
+# Everything the build and the tests use, as Debian 12 packages.
+PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd
+
+all: $(STAGES)
+
+$(STAGES):
+	$(MAKE) -C $@
+
+RUN_STAGE := $(if $(STAGE),$(call stage_dir,$(STAGE)),$(lastword $(STAGES)))
+
+run: deps
+	@test -n "$(RUN_STAGE)" || { echo "make run: there is no stage $(STAGE)" >&2; exit 2; }
+	$(MAKE) -C $(RUN_STAGE)
+	./$(RUN_STAGE)/server $(ARGS)
+
+# The suite builds each stage itself, with the SANITIZE setting it inherits from here.
+test: deps
+	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(ARGS)
+
+diff:
+	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
+		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES))" >&2; exit 2; }
+	@# diff exits 1 when the trees differ, which is the point here.
+	@diff -ruN -x server -x .build-flags $(call stage_dir,$(A)) $(call stage_dir,$(B)) || test $$? -eq 1
+
+# Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing" $$missing; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+clean:
+	for s in $(STAGES); do $(MAKE) -C $$s clean; done
+
+.PHONY: all $(STAGES) run test diff deps clean

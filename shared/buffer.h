@@ -1,0 +1,59 @@
+/*
+ * buffer.h - byte buffers for connections, and a pool that reuses them.
+ *
+ * A connection owns a buffer only while bytes are waiting in it: bytes received that its
+ * protocol could not use yet, or bytes to send that the kernel would not take yet. Most
+ * of the time neither exists, so an idle connection holds no buffer at all. A buffer that
+ * empties goes back to its loop's pool, where the next connection that needs one finds
+ * it: in steady state nothing is allocated.
+ */
+#ifndef BUFFER_H
+#define BUFFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum {
+    BUFFER_SIZE = 16 * 1024, /* what the pool hands out; buffer_append grows past it */
+    BUFFER_POOL_MAX = 64,    /* free buffers a pool keeps; more are returned to malloc */
+};
+
+struct buffer {
+    size_t start; /* the live bytes are bytes[start..end) */
+    size_t end;
+    size_t capacity; /* size of bytes[] */
+    struct buffer *next_free;
+    char bytes[];
+};
+
+struct buffer_pool {
+    struct buffer *free;
+    size_t count;
+};
+
+/* A buffer of BUFFER_SIZE bytes, empty; NULL if memory is exhausted. */
+struct buffer *buffer_take(struct buffer_pool *pool);
+
+/* Returns a buffer to the pool (or to malloc, if it grew or the pool is full). */
+void buffer_give_back(struct buffer_pool *pool, struct buffer *b);
+
+/* Frees every buffer the pool keeps. */
+void buffer_pool_clear(struct buffer_pool *pool);
+
+/* Appends len bytes, moving or growing the buffer as needed; false if memory is exhausted. */
+bool buffer_append(struct buffer **b, const void *data, size_t len);
+
+/* Drops n bytes from the front. */
+void buffer_consume(struct buffer *b, size_t n);
+
+static inline size_t buffer_length(const struct buffer *b)
+{
+    return b->end - b->start;
+}
+
+static inline char *buffer_data(struct buffer *b)
+{
+    return b->bytes + b->start;
+}
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * listener.c - the listening socket every stage starts from.
+ */
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/*
+ * The accept queue: connections the kernel has completed the handshake for but the
+ * server has not accepted yet. The kernel caps it at net.core.somaxconn (4096 by default
+ * since Linux 5.4); a benchmark opening 1000 connections at once needs more than the
+ * traditional 128, or clients see SYN retransmits and one-second stalls.
+ */
+enum { LISTEN_BACKLOG = 4096 };
+
+int listener_open(const char *host, long port, int flags, char *err, size_t errlen)
+{
+    /* AI_NUMERICHOST: --host takes an address; a name lookup could block or surprise. */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+    };
+    char service[16];
+    snprintf(service, sizeof service, "%ld", port);
+    struct addrinfo *addr;
+    int rc = getaddrinfo(host, service, &hints, &addr);
+    if (rc != 0) {
+        snprintf(err, errlen, "--host %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+
+    int type = addr->ai_socktype | SOCK_CLOEXEC;
+    if (flags & LISTENER_NONBLOCK)
+        type |= SOCK_NONBLOCK;
+    int fd = socket(addr->ai_family, type, addr->ai_protocol);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        freeaddrinfo(addr);
+        return -1;
+    }
+
+    /*
+     * SO_REUSEADDR lets a restarted server bind the port while connections of its previous
+     * run sit in TIME_WAIT; without it, bind fails with EADDRINUSE for a minute or so.
+     */
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "setsockopt(SO_REUSEADDR): %s", strerror(errno));
+        goto fail;
+    }
+    if ((flags & LISTENER_REUSEPORT) &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "setsockopt(SO_REUSEPORT): %s", strerror(errno));
+        goto fail;
+    }
+    if (bind(fd, addr->ai_addr, addr->ai_addrlen) < 0) {
+        snprintf(err, errlen, "bind %s port %ld: %s", host, port, strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        goto fail;
+    }
+    freeaddrinfo(addr);
+    return fd;
+
+fail:
+    close(fd);
+    freeaddrinfo(addr);
+    return -1;
+}
+
+void listener_announce(int fd)
+{
+    /* Ask the socket, not the command line: with --port 0 only the kernel knows the port. */
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0) {
+        perror("getsockname");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    if (addr.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        printf("listening on [%s]:%u\n", host, port);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        printf("listening on %s:%u\n", host, port);
+    }
+    /* stdout into a pipe is fully buffered: without this the reader would wait forever. */
+    fflush(stdout);
+}

@@ -1,0 +1,26 @@
+/*
+ * listener.h - the listening socket every stage starts from.
+ */
+#ifndef LISTENER_H
+#define LISTENER_H
+
+#include <stddef.h>
+
+enum listener_flags {
+    LISTENER_NONBLOCK = 1 << 0,  /* accept() returns EAGAIN instead of waiting (event loops) */
+    LISTENER_REUSEPORT = 1 << 1, /* several sockets share the port; the kernel spreads clients */
+};
+
+/*
+ * Opens a TCP socket listening on host (a numeric IPv4 or IPv6 address) and port (0: the
+ * kernel picks a free one). Returns the descriptor, or -1 with a message in err.
+ */
+int listener_open(const char *host, long port, int flags, char *err, size_t errlen);
+
+/*
+ * Prints "listening on HOST:PORT" on stdout, with the port the socket really has, and
+ * flushes: scripts and tests wait for this line before they connect.
+ */
+void listener_announce(int fd);
+
+#endif
