@@ -28,8 +28,12 @@ struct buffer *buffer_take(struct buffer_pool *pool)
 
 void buffer_give_back(struct buffer_pool *pool, struct buffer *b)
 {
-    /* Keep only standard-size buffers: one large request must not pin megabytes forever. */
-    if (b->capacity != BUFFER_SIZE || pool->count >= BUFFER_POOL_MAX) {
+    /*
+     * Keep buffers that grew a little: a client that keeps a few reads' worth unsent grows
+     * its buffer every time, and freeing it would mean a malloc per write. One that grew
+     * for a large request is freed, so it does not pin megabytes forever.
+     */
+    if (b->capacity > BUFFER_KEEP_MAX || pool->count >= BUFFER_POOL_MAX) {
         free(b);
         return;
     }

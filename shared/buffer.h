@@ -14,8 +14,9 @@
 #include <stddef.h>
 
 enum {
-    BUFFER_SIZE = 16 * 1024, /* what the pool hands out; buffer_append grows past it */
-    BUFFER_POOL_MAX = 64,    /* free buffers a pool keeps; more are returned to malloc */
+    BUFFER_SIZE = 16 * 1024,      /* a new buffer's size; buffer_append grows past it */
+    BUFFER_KEEP_MAX = 256 * 1024, /* a buffer that grew past this is freed, not pooled */
+    BUFFER_POOL_MAX = 64,         /* free buffers a pool keeps; more are returned to malloc */
 };
 
 struct buffer {
@@ -31,7 +32,7 @@ struct buffer_pool {
     size_t count;
 };
 
-/* A buffer of BUFFER_SIZE bytes, empty; NULL if memory is exhausted. */
+/* An empty buffer of at least BUFFER_SIZE bytes; NULL if memory is exhausted. */
 struct buffer *buffer_take(struct buffer_pool *pool);
 
 /* Returns a buffer to the pool (or to malloc, if it grew or the pool is full). */

@@ -8,8 +8,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 
 static volatile sig_atomic_t stop_count;
+static int stop_listen_fd = -1;
 
 void signals_ignore_sigpipe(void)
 {
@@ -21,12 +23,23 @@ void signals_ignore_sigpipe(void)
 static void count_stop(int signo)
 {
     (void)signo;
+    int saved_errno = errno; /* the interrupted code may be about to read errno */
     if (stop_count < 2)
         stop_count++;
+    /*
+     * A flag alone leaves a race: the signal may land after the server checked it and
+     * before it blocked in accept(), which then waits for the next client. shutdown() is
+     * async-signal-safe, and on a listening socket it stops the listening: a blocked
+     * accept() wakes up and any later one fails at once, both with EINVAL.
+     */
+    if (stop_listen_fd >= 0)
+        shutdown(stop_listen_fd, SHUT_RD);
+    errno = saved_errno;
 }
 
-void signals_count_stops(void)
+void signals_count_stops(int listen_fd)
 {
+    stop_listen_fd = listen_fd;
     /*
      * No SA_RESTART: a blocking accept() or read() must return EINTR when a signal comes,
      * or the server would sleep on until the next client. sa_mask holds the other stop

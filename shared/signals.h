@@ -13,8 +13,12 @@
 /* A peer that resets makes write() fail with EPIPE instead of killing the process. */
 void signals_ignore_sigpipe(void);
 
-/* Stage 1: count SIGINT and SIGTERM; blocking calls they interrupt fail with EINTR. */
-void signals_count_stops(void);
+/*
+ * Stage 1: count SIGINT and SIGTERM; blocking calls they interrupt fail with EINTR. The
+ * first one also shuts down listen_fd, so accept() fails with EINVAL from then on, also
+ * when the signal lands just before the server blocks in it.
+ */
+void signals_count_stops(int listen_fd);
 /* How many stop signals have arrived: 0 = run, 1 = finish and stop, 2 = stop now. */
 int signals_stop_count(void);
 

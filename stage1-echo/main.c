@@ -6,9 +6,10 @@
  * top to bottom like the protocol itself. The price is the limitation stage 2 removes:
  * while one client is served, every other client waits in the kernel's accept queue.
  *
- * Stopping: SIGINT or SIGTERM interrupts the blocking call the server is in. In accept()
- * the server stops at once; with a client connected it finishes that client first (its
- * transfer is in flight), then stops. A second signal stops it at once.
+ * Stopping: SIGINT or SIGTERM interrupts the blocking call the server is in and stops the
+ * listening, so new clients are refused. In accept() the server stops at once; with a
+ * client connected it finishes that client first (its transfer is in flight), then stops.
+ * A second signal stops it at once.
  */
 #include "listener.h"
 #include "log.h"
@@ -88,25 +89,26 @@ int main(int argc, char **argv)
                   "A blocking TCP echo server: one client at a time.");
 
     signals_ignore_sigpipe();
-    signals_count_stops();
 
     char err[256];
     int listen_fd = listener_open(host, port, 0, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
+    signals_count_stops(listen_fd);
     listener_announce(listen_fd);
 
     /*
-     * A signal that lands between this check and the kernel entering accept() is only
-     * seen when the next client arrives: blocking calls cannot wait for "a connection or
-     * a signal" atomically. Stage 2 turns signals into events on a descriptor and the race
-     * disappears.
+     * A blocking call cannot wait for "a client or a signal", so a stop signal could land
+     * between this check and accept(), leaving the server asleep until the next client.
+     * The signal handler closes that gap by shutting down the listening socket, which
+     * makes accept() fail with EINVAL (shared/signals.c). Stage 2 needs no such trick: it
+     * reads signals from a descriptor, as events like any other.
      */
     while (signals_stop_count() == 0) {
         /* Blocks until a client has completed the TCP handshake. */
         int fd = accept(listen_fd, NULL, NULL);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            if (errno == EINTR || errno == ECONNABORTED || signals_stop_count() > 0)
                 continue; /* a signal (the loop checks), or a client that gave up waiting */
             /*
              * EMFILE and friends: out of descriptors or memory. Retrying at once would

@@ -1,0 +1,364 @@
+"""Fixtures that build each stage, start its server and stop it again.
+
+    pytest tests                  every stage directory present (stage1-echo, ...)
+    pytest tests --stage 2        only stage 2; also --stage 1,2 or --stage 1 --stage 2
+
+A test that uses the `stage` fixture, directly or through `server`,
+`start_server`, `run_cli` or `server_binary`, runs once per selected stage (ids like
+[stage2]).  Whether it runs, is skipped or is an expected failure on a
+stage depends on its @pytest.mark.needs(...) marker and on the table in
+stages.py.  Tests that use none of these fixtures run once, as usual.
+
+Environment:
+    SERVER_WRAPPER  prepended to the server's command line, for example
+                    "valgrind --error-exitcode=99 -q"
+    TIMEOUT_SCALE   multiplies every timeout (default: 3 with a wrapper, else 1)
+
+The build runs `make -C stageN-name` with the environment of pytest
+itself, so `make SANITIZE=1 test` reaches it through MAKEFLAGS.
+"""
+
+import os
+import re
+import select
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from client import scaled
+from stages import KNOWN_CAPABILITIES, STAGES, Stage, decide
+
+REPO = Path(__file__).resolve().parent.parent
+STARTUP_TIMEOUT = scaled(10.0)  # for the listening line; 30 s under a SERVER_WRAPPER
+EXIT_TIMEOUT = scaled(10.0)  # after SIGTERM
+SELECTED_STAGES = pytest.StashKey[list]()
+
+
+# --- Choosing stages ----------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="N[,N...]",
+        help="test only these stages (repeatable); default: every stage directory present",
+    )
+
+
+def pytest_configure(config):
+    config.stash[SELECTED_STAGES] = select_stages(config.getoption("stage"))
+
+
+def select_stages(values):
+    """The Stage objects named by the --stage options, or all present ones."""
+    if not values:
+        return [stage_for_directory(path) for path in sorted(REPO.glob("stage[0-9]-*"))
+                if path.is_dir()]
+    numbers = set()
+    for value in values:
+        for part in value.split(","):
+            if not part.strip().isdigit():
+                raise pytest.UsageError(f"--stage {value}: expected numbers like 2 or 1,2")
+            number = int(part)
+            if number not in STAGES:
+                raise pytest.UsageError(
+                    f"--stage {number}: no such stage (stages.py knows {sorted(STAGES)})"
+                )
+            if not (REPO / STAGES[number].directory).is_dir():
+                raise pytest.UsageError(
+                    f"--stage {number}: directory {STAGES[number].directory}/ does not exist"
+                )
+            numbers.add(number)
+    return [STAGES[number] for number in sorted(numbers)]
+
+
+def stage_for_directory(path):
+    number = int(path.name[len("stage")])
+    if number not in STAGES or STAGES[number].directory != path.name:
+        raise pytest.UsageError(f"{path.name}/ has no entry in tests/stages.py")
+    return STAGES[number]
+
+
+def pytest_generate_tests(metafunc):
+    if "stage" in metafunc.fixturenames:
+        stages = metafunc.config.stash[SELECTED_STAGES]
+        metafunc.parametrize(
+            "stage", stages, ids=[s.name for s in stages], indirect=True, scope="session"
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Apply the needs-marker rule: run, strict xfail or skip (see stages.py)."""
+    for item in items:
+        marker = item.get_closest_marker("needs")
+        needs = marker.args if marker else ()
+        unknown = set(needs) - KNOWN_CAPABILITIES
+        if unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: unknown capability {', '.join(sorted(unknown))}; "
+                f"stages.py knows {', '.join(sorted(KNOWN_CAPABILITIES))}"
+            )
+        if "stage" not in item.fixturenames:
+            if marker:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @needs applies to tests that use a stage or server fixture"
+                )
+            continue
+        stage = item.callspec.params["stage"]
+        if not isinstance(stage, Stage):
+            continue  # no stage selected: pytest skips the test ("empty parameter set")
+        outcome, reason = decide(stage, needs)
+        if outcome == "xfail":
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+        elif outcome == "skip":
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per skip reason ("132 skipped: stage 2 has no http") rather than
+    pytest's one line per test, which buries the xfails and failures."""
+    counts = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        counts[reason] = counts.get(reason, 0) + 1
+    if counts:
+        terminalreporter.section("skipped, by reason", sep="-")
+        for reason, count in sorted(counts.items()):
+            terminalreporter.line(f"{count:5d} skipped: {reason}")
+
+
+# --- Building -----------------------------------------------------------------
+
+_builds = {}  # stage number -> built executable (a Path) or why the build failed
+
+
+def build(stage):
+    """Run make once per session for a stage and return the executable's path,
+    relative to the repository root.  The subprocess inherits our environment."""
+    if stage.number not in _builds:
+        command = ["make", "-C", stage.directory]
+        result = subprocess.run(
+            command, cwd=REPO, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        )
+        executable = Path(stage.directory, "server")
+        if result.returncode != 0:
+            _builds[stage.number] = (
+                f"{shlex.join(command)} failed with exit status {result.returncode}:\n"
+                f"{result.stdout}"
+            )
+        elif not (REPO / executable).is_file():
+            _builds[stage.number] = f"{shlex.join(command)} did not produce {executable}"
+        else:
+            _builds[stage.number] = executable
+    built = _builds[stage.number]
+    if isinstance(built, str):
+        pytest.fail(built, pytrace=False)
+    return built
+
+
+# --- Running a server ---------------------------------------------------------
+
+
+def describe_status(status):
+    if status < 0:
+        return f"signal {-status} ({signal.Signals(-status).name})"
+    return f"exit status {status}"
+
+
+class Server:
+    """A server process, started with --port 0 and stopped by the fixture.
+
+    Attributes: port, pid, command_line (how to start the same server by
+    hand on the same port, for replaying a failure), listening_line.
+    """
+
+    def __init__(self, binary, args, stderr_path):
+        self.command = server_command(binary, "--port", "0", *args)
+        self.stderr_path = stderr_path
+        self.signalled = False  # the test sent a signal itself
+        self.stopped = False
+        with open(stderr_path, "wb") as stderr:  # a file: a pipe could fill up
+            self.process = subprocess.Popen(
+                self.command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        self.pid = self.process.pid
+        self.listening_line, self.extra_stdout = self._read_listening_line()
+        match = re.fullmatch(r"listening on (\S+):(\d+)", self.listening_line)
+        if not match:
+            self._abort(f"expected 'listening on HOST:PORT', got {self.listening_line!r}")
+        self.host, self.port = match[1], int(match[2])
+        self.command_line = shlex.join([str(binary), "--port", str(self.port), *args])
+
+    def _read_listening_line(self):
+        """Wait for the first line on stdout; fail clearly if none comes."""
+        fd = self.process.stdout.fileno()
+        output = b""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while b"\n" not in output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._abort(f"no listening line within {STARTUP_TIMEOUT:g} s "
+                            f"(stdout so far: {output!r})")
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if not readable:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                self._abort(f"stdout closed before a listening line (stdout: {output!r})")
+            output += chunk
+        line, rest = output.split(b"\n", 1)
+        return line.decode(errors="replace"), rest
+
+    def _abort(self, problem):
+        if self.process.poll() is None:
+            self.process.kill()
+        status = self.process.wait()
+        pytest.fail(
+            f"{shlex.join(self.command)}: {problem}; server ended with "
+            f"{describe_status(status)}\nstderr:\n{self.stderr_tail()}",
+            pytrace=False,
+        )
+
+    def stderr_tail(self, limit=4000):
+        text = self.stderr_path.read_bytes().decode(errors="replace")
+        if len(text) > limit:
+            text = f"[... {len(text) - limit} characters before ...]\n" + text[-limit:]
+        return text or "(empty)"
+
+    def exit_report(self, wait=0.0):
+        """None while the server runs; else how it exited and its stderr."""
+        try:
+            status = self.process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return None
+        return f"server exited with {describe_status(status)}; stderr:\n{self.stderr_tail()}"
+
+    def send_signal(self, signum):
+        self.signalled = True
+        self.process.send_signal(signum)
+
+    def wait_for_exit(self, timeout):
+        """The exit status, once the server has exited by itself."""
+        try:
+            return self.process.wait(timeout=scaled(timeout))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"server still running {scaled(timeout):g} s later; stderr:\n{self.stderr_tail()}"
+            ) from None
+
+    def rss_kib(self):
+        """Resident memory of the server process, from /proc/PID/status."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def stop(self):
+        """SIGTERM, then expect exit status 0.  Returns what went wrong, or None."""
+        if self.stopped:
+            return None
+        self.stopped = True
+        died_during_test = self.process.poll() is not None and not self.signalled
+        if self.process.poll() is None:
+            self.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            status = None
+        self.extra_stdout += self.process.stdout.read()
+        self.process.stdout.close()
+        if died_during_test:
+            problem = f"server died during the test with {describe_status(status)}"
+        elif status is None:
+            problem = (
+                f"server did not exit within {EXIT_TIMEOUT:g} s of SIGTERM, killed it (an echo "
+                f"server waits until its clients hang up: did a test leave a connection open?)"
+            )
+        elif status != 0:
+            problem = f"server exited with {describe_status(status)} after SIGTERM, expected 0"
+        else:
+            return None
+        return f"{problem}; stderr:\n{self.stderr_tail()}"
+
+
+def server_command(binary, *args):
+    wrapper = shlex.split(os.environ.get("SERVER_WRAPPER", ""))
+    return [*wrapper, str(binary), *args]
+
+
+# --- Fixtures -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def stage(request):
+    """The stage under test, a stages.Stage; set by pytest_generate_tests."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server_binary(stage):
+    """The stage's executable, built with `make -C stageN-name` once per session;
+    if make fails, every test of the stage fails with make's output."""
+    return build(stage)
+
+
+@pytest.fixture
+def start_server(stage, server_binary, tmp_path):
+    """start_server(*args) starts the stage's server and returns a Server.
+
+    The command is `server --port 0`, the stage's default arguments, then
+    `args`.  At the end of the test every server started is sent SIGTERM
+    and must exit with status 0; a server that died during the test fails it.
+    """
+    servers = []
+
+    def start(*args):
+        stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
+        servers.append(Server(server_binary, [*stage.default_args, *args], stderr_path))
+        return servers[-1]
+
+    yield start
+    problems = [problem for problem in (s.stop() for s in servers) if problem]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(start_server):
+    """The stage's server with its default arguments, running on a free port."""
+    return start_server()
+
+
+@pytest.fixture
+def run_cli(server_binary):
+    """run_cli(*args) runs the server with exactly `args` until it exits.
+
+    For checking the command line (--help, bad flags): returns the
+    subprocess.CompletedProcess, with stdout and stderr as text.
+    """
+    def run(*args):
+        command = server_command(server_binary, *args)
+        try:
+            return subprocess.run(
+                command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                text=True, errors="replace", timeout=EXIT_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as timeout:
+            pytest.fail(
+                f"{shlex.join(command)} still running after {EXIT_TIMEOUT:g} s "
+                f"(did it start serving?); stdout: {timeout.stdout!r}", pytrace=False,
+            )
+
+    return run

@@ -1,0 +1,123 @@
+"""What each stage can do: the single table the test suite reads.
+
+Every stage of the server lives in its own directory (stage1-echo, ...).
+Tests do not mention stage numbers.  Instead each test declares the
+capabilities it needs:
+
+    @pytest.mark.needs("echo", "concurrent")
+    def test_many_concurrent_clients(server): ...
+
+and every stage below lists the capabilities it has.  For a given test and
+stage, `decide()` picks one of three outcomes:
+
+  run    the stage has every capability the test needs;
+  xfail  the stage lacks some, but each missing one is a *limitation* of the
+         stage that a later stage removes.  The test is expected to fail
+         (strictly: if it passes, the suite fails, because then the table
+         is wrong);
+  skip   the test does not apply to this stage ("stage 3 has no echo").
+
+Capabilities:
+  cli         command line, listening line, exit statuses (every stage)
+  echo        sends back every byte it receives
+  concurrent  serves many clients at the same time
+  http        speaks HTTP/1.1
+  router      dispatches requests to handlers by method and path
+  static      serves files from --root
+  threads     a pool of worker threads (--threads N)
+  uring       uses io_uring for its I/O
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    directory: str  # relative to the repository root
+    capabilities: frozenset
+    # Arguments the test suite always passes, after --port 0.
+    default_args: tuple = ()
+    # capability -> why this stage lacks it and which stage adds it.
+    limitations: dict = field(default_factory=dict)
+
+    @property
+    def name(self):
+        return f"stage{self.number}"
+
+
+STAGES = {
+    stage.number: stage
+    for stage in [
+        Stage(
+            1,
+            "stage1-echo",
+            capabilities=frozenset({"cli", "echo"}),
+            limitations={"concurrent": "one client at a time: stage 2 removes this"},
+        ),
+        Stage(
+            2,
+            "stage2-nonblocking",
+            capabilities=frozenset({"cli", "echo", "concurrent"}),
+        ),
+        Stage(
+            3,
+            "stage3-http",
+            capabilities=frozenset({"cli", "http", "concurrent"}),
+        ),
+        Stage(
+            4,
+            "stage4-router",
+            capabilities=frozenset({"cli", "http", "concurrent", "router", "static"}),
+        ),
+        Stage(
+            5,
+            "stage5-threads",
+            capabilities=frozenset(
+                {"cli", "http", "concurrent", "router", "static", "threads"}
+            ),
+            default_args=("--threads", "2"),
+        ),
+        Stage(
+            6,
+            "stage6-uring",
+            capabilities=frozenset(
+                {"cli", "http", "concurrent", "router", "static", "threads", "uring"}
+            ),
+            default_args=("--threads", "2"),
+        ),
+    ]
+}
+
+KNOWN_CAPABILITIES = frozenset().union(*(s.capabilities for s in STAGES.values()))
+
+
+def decide(stage, needs):
+    """Return ("run", None), ("xfail", reason) or ("skip", reason)."""
+    missing = [c for c in needs if c not in stage.capabilities]
+    if not missing:
+        return "run", None
+    if all(c in stage.limitations for c in missing):
+        reasons = "; ".join(stage.limitations[c] for c in missing)
+        return "xfail", f"stage {stage.number}: {reasons}"
+    return "skip", f"stage {stage.number} has no {', '.join(missing)}"
+
+
+def _check_table():
+    """Catch mistakes in the table above as soon as it is imported."""
+    for number, stage in STAGES.items():
+        assert stage.number == number
+        assert stage.directory.startswith(f"stage{number}-"), stage.directory
+        for capability in stage.limitations:
+            assert capability not in stage.capabilities, (
+                f"stage {number} lists {capability!r} both as a capability "
+                f"and as a limitation"
+            )
+            assert any(
+                capability in later.capabilities
+                for later in STAGES.values()
+                if later.number > number
+            ), f"stage {number}: no later stage removes the {capability!r} limitation"
+
+
+_check_table()
