@@ -5,19 +5,25 @@
 #   make test [STAGE=N] [ARGS=...]    the test suite against stage N, or against every stage
 #   make diff A=1 B=2                 what stage B changes in stage A
 #   make deps                         install the Debian packages the project needs, if missing
+#   make fuzz [FUZZ_SECONDS=60]       fuzz the HTTP parser with libFuzzer
+#   make bench-parser                 the HTTP parser against http_parser and picohttpparser
 #   make clean
 #
 # SANITIZE=1 on any of these builds with AddressSanitizer and UndefinedBehaviorSanitizer,
 # e.g. `make SANITIZE=1 test STAGE=2`.
 
-STAGES := $(sort $(wildcard stage[0-9]-*))
+# A stage is a directory stageN-name with a Makefile.
+STAGES := $(sort $(patsubst %/Makefile,%,$(wildcard stage[0-9]-*/Makefile)))
 stage_dir = $(filter stage$(1)-%,$(STAGES))
 
 # Debian's Python, which has python3-pytest; the first python3 on PATH may be another one.
 PYTHON := /usr/bin/python3
 
-# Everything the build and the tests use, as Debian 12 packages.
-PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd
+# Everything the build, the tests, the fuzzer and the benchmarks use, as Debian 12 packages.
+PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd \
+            clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev
+
+FUZZ_SECONDS := 60
 
 all: $(STAGES)
 
@@ -34,6 +40,12 @@ run: deps
 # The suite builds each stage itself, with the SANITIZE setting it inherits from here.
 test: deps
 	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(ARGS)
+
+fuzz: deps
+	$(MAKE) -C tests/fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench-parser: deps
+	$(MAKE) -C tests/bench/parser run
 
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
@@ -55,5 +67,6 @@ deps:
 
 clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
+	for d in tests/unit tests/fuzz tests/bench/parser; do $(MAKE) -C $$d clean; done
 
-.PHONY: all $(STAGES) run test diff deps clean
+.PHONY: all $(STAGES) run test fuzz bench-parser diff deps clean

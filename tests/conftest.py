@@ -58,8 +58,9 @@ def pytest_configure(config):
 def select_stages(values):
     """The Stage objects named by the --stage options, or all present ones."""
     if not values:
-        return [stage_for_directory(path) for path in sorted(REPO.glob("stage[0-9]-*"))
-                if path.is_dir()]
+        # A stage is a directory stageN-name with a Makefile (the top Makefile agrees).
+        return [stage_for_directory(path.parent)
+                for path in sorted(REPO.glob("stage[0-9]-*/Makefile"))]
     numbers = set()
     for value in values:
         for part in value.split(","):
@@ -70,9 +71,9 @@ def select_stages(values):
                 raise pytest.UsageError(
                     f"--stage {number}: no such stage (stages.py knows {sorted(STAGES)})"
                 )
-            if not (REPO / STAGES[number].directory).is_dir():
+            if not (REPO / STAGES[number].directory / "Makefile").is_file():
                 raise pytest.UsageError(
-                    f"--stage {number}: directory {STAGES[number].directory}/ does not exist"
+                    f"--stage {number}: there is no {STAGES[number].directory}/Makefile"
                 )
             numbers.add(number)
     return [STAGES[number] for number in sorted(numbers)]

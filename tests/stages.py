@@ -64,6 +64,7 @@ STAGES = {
             3,
             "stage3-http",
             capabilities=frozenset({"cli", "http", "concurrent"}),
+            limitations={"router": "every path gets the same answer: stage 4 removes this"},
         ),
         Stage(
             4,
