@@ -54,6 +54,8 @@ void buffer_pool_clear(struct buffer_pool *pool)
 
 bool buffer_append(struct buffer **bp, const void *data, size_t len)
 {
+    if (len == 0)
+        return true; /* data may be NULL then, and memcpy must never see a NULL */
     struct buffer *b = *bp;
     if (b->end + len > b->capacity) {
         size_t live = buffer_length(b);

@@ -45,6 +45,7 @@ static void start_next_request(struct session *s)
     http_request_parser_init(&s->head);
     s->head_len = 0;
     s->continue_sent = false;
+    s->head_clock = false;
 }
 
 /*
@@ -186,14 +187,12 @@ void protocol_on_open(struct conn *c)
 size_t protocol_on_data(struct conn *c, char *data, size_t len)
 {
     struct session *s = conn_session(c);
-    bool head_clock_running = s->partial && s->head_len == 0;
     size_t used = 0;
     while (used < len && !s->done) {
         size_t n = serve_request(c, s, data + used, len - used);
         if (n == 0)
             break;
         used += n;
-        head_clock_running = false;
     }
     if (s->done)
         return len; /* closing: whatever else arrived is not answered (RFC 9112 9.6) */
@@ -206,8 +205,9 @@ size_t protocol_on_data(struct conn *c, char *data, size_t len)
      */
     s->partial = used < len;
     if (s->partial && s->head_len == 0) {
-        if (!head_clock_running)
+        if (!s->head_clock)
             conn_set_timeout(c, header_timeout_ms);
+        s->head_clock = true;
     } else {
         conn_set_timeout(c, idle_timeout_ms);
     }

@@ -22,9 +22,10 @@ struct session {
     uint64_t content_length;
     bool expect_continue; /* the client waits for "100 Continue" before the body */
     bool continue_sent;
-    bool partial;  /* part of a request is buffered, waiting for the rest */
-    bool stopping; /* the server is stopping: this is the last request */
-    bool done;     /* closing: nothing more is read or answered */
+    bool partial;    /* part of a request is buffered, waiting for the rest */
+    bool head_clock; /* the header timeout runs for the current head */
+    bool stopping;   /* the server is stopping: this is the last request */
+    bool done;       /* closing: nothing more is read or answered */
 };
 
 #endif
