@@ -7,6 +7,7 @@
 #   make deps                         install the Debian packages the project needs, if missing
 #   make fuzz [FUZZ_SECONDS=60]       fuzz the HTTP parser with libFuzzer
 #   make bench-parser                 the HTTP parser against http_parser and picohttpparser
+#   make bench-router                 stage 4's router on the GitHub API's 203 routes
 #   make clean
 #
 # SANITIZE=1 on any of these builds with AddressSanitizer and UndefinedBehaviorSanitizer,
@@ -21,7 +22,7 @@ PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer and the benchmarks use, as Debian 12 packages.
 PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd \
-            clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev
+            clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev graphviz
 
 FUZZ_SECONDS := 60
 
@@ -47,6 +48,9 @@ fuzz: deps
 bench-parser: deps
 	$(MAKE) -C tests/bench/parser run
 
+bench-router: deps
+	$(MAKE) -C tests/bench/router run
+
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
 		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES))" >&2; exit 2; }
@@ -67,6 +71,6 @@ deps:
 
 clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
-	for d in tests/unit tests/fuzz tests/bench/parser; do $(MAKE) -C $$d clean; done
+	for d in tests/unit tests/fuzz tests/bench/parser tests/bench/router; do $(MAKE) -C $$d clean; done
 
-.PHONY: all $(STAGES) run test fuzz bench-parser diff deps clean
+.PHONY: all $(STAGES) run test fuzz bench-parser bench-router diff deps clean

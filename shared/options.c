@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { MAX_OPTIONS = 32 };
 
@@ -32,7 +33,8 @@ static void print_usage(FILE *out, const struct option_spec *specs, size_t count
         else
             snprintf(left, sizeof left, "--%s %s", s->name, s->value_name);
         fprintf(out, "  %-22s %s", left, s->help);
-        if (s->kind == OPTION_STRING && *(const char **)s->value != NULL)
+        if ((s->kind == OPTION_STRING || s->kind == OPTION_DIRECTORY) &&
+            *(const char **)s->value != NULL)
             fprintf(out, " (default %s)", *(const char **)s->value);
         else if (s->kind == OPTION_NUMBER)
             fprintf(out, " (default %ld)", *(long *)s->value);
@@ -110,6 +112,17 @@ void options_parse(int argc, char **argv, const struct option_spec *specs, size_
         case OPTION_FLAG:
             *(bool *)s->value = true;
             break;
+        case OPTION_DIRECTORY: {
+            struct stat st;
+            if (stat(optarg, &st) < 0)
+                usage_error(specs, count, summary, "--%s: '%s': %s", s->name, optarg,
+                            strerror(errno));
+            if (!S_ISDIR(st.st_mode))
+                usage_error(specs, count, summary, "--%s: '%s' is not a directory", s->name,
+                            optarg);
+            *(const char **)s->value = optarg;
+            break;
+        }
         case OPTION_NUMBER:
             if (!parse_number(optarg, s->min, s->max, (long *)s->value))
                 usage_error(specs, count, summary,

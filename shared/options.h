@@ -13,9 +13,10 @@
 #include <stddef.h>
 
 enum option_kind {
-    OPTION_STRING, /* value points at a const char * */
-    OPTION_NUMBER, /* value points at a long, checked against min..max */
-    OPTION_FLAG,   /* value points at a bool, set to true; the option takes no argument */
+    OPTION_STRING,    /* value points at a const char * */
+    OPTION_NUMBER,    /* value points at a long, checked against min..max */
+    OPTION_FLAG,      /* value points at a bool, set to true; the option takes no argument */
+    OPTION_DIRECTORY, /* like OPTION_STRING, and it must name an existing directory */
 };
 
 struct option_spec {

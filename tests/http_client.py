@@ -397,3 +397,124 @@ def _shell_printing(data):
             f'zlib.decompress(base64.b64decode("{packed}")))\''
         )
     return f"echo '[{len(data)} bytes, too many to show here]' >&2"
+
+
+# --- Field lists and the access log (stage 4 on) -----------------------------------
+
+
+def list_members(value):
+    """The members of a comma-separated list field such as Allow, in order, duplicates
+    kept (RFC 9110 section 5.6.1: optional whitespace around each comma, empty members
+    ignored).  None if the field is absent (value None)."""
+    if value is None:
+        return None
+    return [member.strip(" \t") for member in value.split(",") if member.strip(" \t")]
+
+
+def read_log_lines(path, count, within=1.0):
+    """The complete lines of the log file at `path`, once it holds at least `count`.
+
+    A server writes its log line as it queues the response, so the line can land
+    a moment after the client has read that response: this polls for up to
+    `within` seconds (scaled).  Returns the lines there are by then, without
+    their line ends and possibly fewer than `count`: the caller's check says so.
+    A line still being written (no newline yet) is not counted.
+    """
+    deadline = time.monotonic() + scaled(within)
+    while True:
+        try:
+            with open(path, "rb") as log:
+                text = log.read()
+        except FileNotFoundError:
+            text = b""
+        lines = text.split(b"\n")[:-1]  # what follows the last newline is unfinished
+        if len(lines) >= count or time.monotonic() >= deadline:
+            return [line.decode("latin-1") for line in lines]
+        time.sleep(0.02)
+
+
+# The Common Log Format of the NCSA and Apache servers, as --access-log writes it:
+#   127.0.0.1 - - [21/Nov/2026:15:56:33 +0000] "GET /plaintext HTTP/1.1" 200 13
+# host, identity and user (unknown: "-"), when, the request line as sent, the status, and
+# the body bytes sent ("-" for none).
+ACCESS_LOG_LINE = re.compile(
+    r'127\.0\.0\.1 - - \[([0-9]{2})/([A-Z][a-z]{2})/([0-9]{4}):([0-9]{2}):([0-9]{2}):([0-9]{2}) '
+    r'\+0000\] "([^"]*)" ([1-5][0-9]{2}) ([0-9]+|-)'
+)
+
+
+def parse_access_log_line(line):
+    """(request line, status, bytes, time) of an access log line, or None if it is not
+    one.  bytes is a str, a number or "-"; time an aware datetime in UTC."""
+    match = ACCESS_LOG_LINE.fullmatch(line)
+    if not match or match[2] not in MONTH_NAMES:
+        return None
+    day, month, year, hour, minute, second, request_line, status, sent = match.groups()
+    try:
+        moment = datetime(int(year), MONTH_NAMES.index(month) + 1, int(day),
+                          int(hour), int(minute), int(second), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return request_line, int(status), sent, moment
+
+
+def check_access_log(conn, path, expected):
+    """Check the access log at `path`: exactly the lines `expected`, each a
+    (request line, status, bytes) triple, bytes as logged ("13" or "-").
+
+    Waits up to a second for the lines to appear (read_log_lines); fails with
+    `conn`'s report, which shows the requests sent, and both lists of lines.
+    """
+    __tracebackhide__ = True
+    lines = read_log_lines(path, len(expected))
+    got = []
+    for line in lines:
+        entry = parse_access_log_line(line)
+        conn.check(entry is not None,
+                   f"not a Common Log Format line: {line!r}\nexpected one like: "
+                   f'127.0.0.1 - - [21/Nov/2026:15:56:33 +0000] "GET /plaintext HTTP/1.1" 200 13')
+        got.append(entry[:3])
+    conn.check(
+        got == list(expected),
+        "the access log differs:\n  expected:\n"
+        + "".join(f"    {entry}\n" for entry in expected)
+        + "  got:\n" + "".join(f"    {entry}\n" for entry in got),
+    )
+
+
+def read_response_without_body(conn):
+    """Read the next response on `conn`, one that never has a body: a 304 or a 204
+    (RFC 9112 section 6.3, rule 1).
+
+    HttpConnection.read_response wants a Content-Length on every final
+    response, but a 304 may leave it out, and one it has describes the body a
+    200 would have had, which is not sent (RFC 9110 section 8.6).  Otherwise
+    this is as strict: a status line, valid field lines, one Date in
+    IMF-fixdate form, no Transfer-Encoding.  Which Content-Length, if any, is
+    for the caller to check.
+    """
+    __tracebackhide__ = True
+    start = conn.parsed
+    while (end := conn.received.find(b"\r\n\r\n", start)) < 0:
+        if len(conn.received) - start > MAX_RESPONSE_HEAD:
+            conn.fail(f"no end of the response head in {MAX_RESPONSE_HEAD} bytes", start)
+        if not conn._receive("a response"):
+            conn.fail("the server closed the connection before a complete response head", start)
+    lines = bytes(conn.received[start:end]).split(b"\r\n")
+    status_line = STATUS_LINE.fullmatch(lines[0])
+    if not status_line:
+        conn.fail(f"not an HTTP/1.1 status line: {lines[0]!r}", start)
+    headers = []
+    for line in lines[1:]:
+        field = FIELD_LINE.fullmatch(line)
+        if not field:
+            conn.fail(f"not a valid field line: {line!r}", start)
+        headers.append((field[1].decode(), field[2].decode("latin-1")))
+    response = Response(int(status_line[1]), status_line[2].decode("latin-1"), headers, b"", start)
+    conn.parsed = end + 4
+    if response.header("Transfer-Encoding") is not None:
+        conn.fail("unexpected Transfer-Encoding in a response", start)
+    dates = [value for name, value in headers if name.lower() == "date"]
+    if len(dates) != 1 or parse_imf_fixdate(dates[0]) is None:
+        conn.fail(f"expected one Date in IMF-fixdate form, got {dates}", start)
+    return response

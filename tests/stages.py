@@ -22,10 +22,16 @@ Capabilities:
   echo        sends back every byte it receives
   concurrent  serves many clients at the same time
   http        speaks HTTP/1.1
+  not-found   tells paths apart: an unknown one gets 404
   router      dispatches requests to handlers by method and path
   static      serves files from --root
-  threads     a pool of worker threads (--threads N)
+  offload     a slow handler does not hold up other clients
+  threads     several event loops (--threads N)
   uring       uses io_uring for its I/O
+
+A limitation is keyed by a capability that only the tests showing it need
+(concurrent, not-found, offload), so that the tests of a later stage's other
+features are skipped on an earlier stage, not counted as its limitation.
 """
 
 from dataclasses import dataclass, field
@@ -64,18 +70,21 @@ STAGES = {
             3,
             "stage3-http",
             capabilities=frozenset({"cli", "http", "concurrent"}),
-            limitations={"router": "every path gets the same answer: stage 4 removes this"},
+            limitations={"not-found": "every path gets the same answer: stage 4 removes this"},
         ),
         Stage(
             4,
             "stage4-router",
-            capabilities=frozenset({"cli", "http", "concurrent", "router", "static"}),
+            capabilities=frozenset(
+                {"cli", "http", "concurrent", "not-found", "router", "static"}
+            ),
+            limitations={"offload": "a slow handler blocks its event loop: stage 5 removes this"},
         ),
         Stage(
             5,
             "stage5-threads",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "router", "static", "threads"}
+                {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads"}
             ),
             default_args=("--threads", "2"),
         ),
@@ -83,7 +92,8 @@ STAGES = {
             6,
             "stage6-uring",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "router", "static", "threads", "uring"}
+                {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads",
+                 "uring"}
             ),
             default_args=("--threads", "2"),
         ),

@@ -1,0 +1,60 @@
+/*
+ * access_log.c - a middleware that logs each request in Common Log Format:
+ *
+ *     127.0.0.1 - - [21/Nov/2026:15:56:33 +0000] "GET /plaintext HTTP/1.1" 200 13
+ *
+ * client, identity and user (unknown: "-"), time, request line, status, body bytes ("-"
+ * for none). The line is written when the response has been queued, which is when its
+ * status and size are known. The file is line-buffered: each line is one write(), whole.
+ */
+#include "access_log.h"
+#include "app.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static FILE *log_file;
+
+bool access_log_open(const char *path, char *err, size_t errlen)
+{
+    log_file = fopen(path, "ae"); /* e: O_CLOEXEC */
+    if (log_file == NULL) {
+        snprintf(err, errlen, "--access-log %s: %s", path, strerror(errno));
+        return false;
+    }
+    setvbuf(log_file, NULL, _IOLBF, 0);
+    return true;
+}
+
+/* CLF's time, "21/Nov/2026:15:56:33 +0000", formatted once a second like the Date header. */
+static const char *log_time(void)
+{
+    static char text[sizeof "21/Nov/2026:15:56:33 +0000"];
+    static time_t formatted_at = -1;
+    time_t now = time(NULL);
+    if (now != formatted_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(text, sizeof text, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        formatted_at = now;
+    }
+    return text;
+}
+
+void access_log(struct exchange *x)
+{
+    exchange_next(x);
+
+    char client[INET6_ADDRSTRLEN];
+    conn_peer_name(x->conn, client, sizeof client);
+    char bytes[24] = "-";
+    if (x->body_bytes > 0)
+        snprintf(bytes, sizeof bytes, "%zu", x->body_bytes);
+    const struct http_request *req = x->req;
+    fprintf(log_file, "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %s\n", client, log_time(),
+            (int)req->method_name.len, req->method_name.ptr, (int)req->target.len, req->target.ptr,
+            req->minor_version, x->status, bytes);
+}

@@ -1,0 +1,33 @@
+/*
+ * app.h - the application: the route table, the middleware chain, and dispatch.
+ */
+#ifndef APP_H
+#define APP_H
+
+#include "exchange.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct app_config {
+    const char *root;       /* the directory static files come from */
+    const char *access_log; /* a file to log requests to, or NULL */
+};
+
+/* Builds the router from the route table, at start-up. */
+bool app_build_routes(char *err, size_t errlen);
+
+/* Opens the root and the access log, and sets up the middleware chain, at start-up. */
+bool app_open(const struct app_config *config, char *err, size_t errlen);
+
+/* Serves one complete request: middleware, then the route's handler (or 400/404/405). */
+void app_serve(struct exchange *x);
+
+/* For middleware: runs the rest of the chain, and the handler at its end. */
+void exchange_next(struct exchange *x);
+
+/* Writes the route trie as Graphviz DOT (server --routes-dot). */
+void app_write_routes_dot(FILE *out);
+
+#endif
