@@ -78,6 +78,17 @@ fail:
     return -1;
 }
 
+long listener_port(int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+        return -1;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
 void listener_announce(int fd)
 {
     /* Ask the socket, not the command line: with --port 0 only the kernel knows the port. */

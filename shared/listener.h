@@ -17,6 +17,9 @@ enum listener_flags {
  */
 int listener_open(const char *host, long port, int flags, char *err, size_t errlen);
 
+/* The port the socket is bound to (what the kernel picked, after --port 0); -1 on error. */
+long listener_port(int fd);
+
 /*
  * Prints "listening on HOST:PORT" on stdout, with the port the socket really has, and
  * flushes: scripts and tests wait for this line before they connect.

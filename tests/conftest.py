@@ -49,6 +49,13 @@ def pytest_addoption(parser):
         metavar="N[,N...]",
         help="test only these stages (repeatable); default: every stage directory present",
     )
+    parser.addoption(
+        "--server-args",
+        default="",
+        metavar="ARGS",
+        help="extra arguments for every server started, after the stage's defaults, "
+        "e.g. --server-args='--threads 1'",
+    )
 
 
 def pytest_configure(config):
@@ -316,7 +323,7 @@ def server_binary(stage):
 
 
 @pytest.fixture
-def start_server(stage, server_binary, tmp_path):
+def start_server(stage, server_binary, tmp_path, request):
     """start_server(*args) starts the stage's server and returns a Server.
 
     The command is `server --port 0`, the stage's default arguments, then
@@ -327,7 +334,8 @@ def start_server(stage, server_binary, tmp_path):
 
     def start(*args):
         stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
-        servers.append(Server(server_binary, [*stage.default_args, *args], stderr_path))
+        extra = shlex.split(request.config.getoption("server_args"))
+        servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path))
         return servers[-1]
 
     yield start
