@@ -21,7 +21,7 @@ stage_dir = $(filter stage$(1)-%,$(STAGES))
 PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer and the benchmarks use, as Debian 12 packages.
-PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd \
+PACKAGES := gcc make libc6-dev python3 python3-pytest netcat-openbsd strace \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev graphviz
 
 FUZZ_SECONDS := 60

@@ -27,10 +27,11 @@ Capabilities:
   static      serves files from --root
   offload     a slow handler does not hold up other clients
   threads     several event loops (--threads N)
+  batched-io  many operations per system call: under 0.1 calls per pipelined request
   uring       uses io_uring for its I/O
 
 A limitation is keyed by a capability that only the tests showing it need
-(concurrent, not-found, offload), so that the tests of a later stage's other
+(concurrent, not-found, offload, batched-io), so that the tests of a later stage's other
 features are skipped on an earlier stage, not counted as its limitation.
 """
 
@@ -86,6 +87,7 @@ STAGES = {
             capabilities=frozenset(
                 {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads"}
             ),
+            limitations={"batched-io": "every read and write is a system call: stage 6 removes this"},
             default_args=("--threads", "2"),
         ),
         Stage(
@@ -93,7 +95,7 @@ STAGES = {
             "stage6-uring",
             capabilities=frozenset(
                 {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads",
-                 "uring"}
+                 "batched-io", "uring"}
             ),
             default_args=("--threads", "2"),
         ),
