@@ -6,11 +6,11 @@
  * snprintf on this path: formatting a number is the only work that is not a copy.
  */
 #include "response.h"
+#include "clock_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* The longest head we write: fixed headers plus extra ones (a Location can hold a target). */
 enum { RESPONSE_HEAD_MAX = 4096 };
@@ -45,23 +45,11 @@ const char *http_reason(int status)
     // clang-format on
 }
 
-/*
- * The Date header (RFC 9110 section 6.6.1: an origin server with a clock must send it)
- * changes once a second, so it is formatted at most once a second.
- */
+/* The Date header (RFC 9110 section 6.6.1: an origin server with a clock must send it). */
 static const char *http_date(void)
 {
-    static char text[sizeof "Sun, 06 Nov 1994 08:49:37 GMT"];
-    static time_t formatted_at = -1;
-    time_t now = time(NULL);
-    if (now != formatted_at) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        /* The C locale (we never call setlocale) gives the English names RFC 9110 wants. */
-        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        formatted_at = now;
-    }
-    return text;
+    static struct clock_text date;
+    return clock_text_now(&date, "%a, %d %b %Y %H:%M:%S GMT");
 }
 
 struct head {

@@ -9,12 +9,12 @@
  */
 #include "access_log.h"
 #include "app.h"
+#include "clock_text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static FILE *log_file;
 
@@ -29,19 +29,11 @@ bool access_log_open(const char *path, char *err, size_t errlen)
     return true;
 }
 
-/* CLF's time, "21/Nov/2026:15:56:33 +0000", formatted once a second like the Date header. */
+/* CLF's time, "21/Nov/2026:15:56:33 +0000". */
 static const char *log_time(void)
 {
-    static char text[sizeof "21/Nov/2026:15:56:33 +0000"];
-    static time_t formatted_at = -1;
-    time_t now = time(NULL);
-    if (now != formatted_at) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(text, sizeof text, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        formatted_at = now;
-    }
-    return text;
+    static struct clock_text now;
+    return clock_text_now(&now, "%d/%b/%Y:%H:%M:%S +0000");
 }
 
 void access_log(struct exchange *x)

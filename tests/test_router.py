@@ -46,28 +46,8 @@ def user_body(user_id):
 
 
 # --- Routes ------------------------------------------------------------------------------
-
-
-@pytest.mark.needs("http")
-def test_plaintext_says_hello(server):
-    """GET /plaintext: 200, text/plain, "Hello, World!" (RFC 9110 section 9.3.1); HEAD
-    the same header fields without the body (section 9.3.2).  Stage 3 answers
-    every path so; stage 4 has a route for this one.
-
-    HEAD and GET go out in one send: had the server sent a body after the
-    HEAD response, the reader would find it where the GET response begins.
-    """
-    with HttpConnection(server) as conn:
-        conn.send(request("HEAD", "/plaintext") + request("GET", "/plaintext"))
-        head = conn.expect_response(200, method="HEAD")
-        get = conn.expect_response(
-            200, body=HELLO, headers={"Content-Type": "text/plain", "Content-Length": "13"}
-        )
-        conn.check(
-            head.headers_except("Date") == get.headers_except("Date"),
-            f"HEAD and GET got different header fields:\n  HEAD: {head.headers}\n"
-            f"  GET:  {get.headers}",
-        )
+# GET and HEAD /plaintext, and POST /echo, are tested in test_http.py, which uses them
+# throughout.
 
 
 @pytest.mark.needs("http", "router")
@@ -91,24 +71,6 @@ def test_head_works_wherever_get_does(server, target, body):
             head.headers_except("Date") == get.headers_except("Date"),
             f"HEAD and GET got different header fields:\n  HEAD: {head.headers}\n"
             f"  GET:  {get.headers}",
-        )
-
-
-@pytest.mark.needs("http")
-@pytest.mark.parametrize(
-    "body", [b"hello", bytes(range(256)), b""], ids=["text", "every-byte-value", "empty"]
-)
-def test_echo_sends_the_body_back(server, body):
-    """POST /echo: 200, application/octet-stream, the request's own body
-    (RFC 9112 section 6.2: Content-Length says where the body ends).  Stage 3 echoes
-    on every path; stage 4 has a route for this one."""
-    with HttpConnection(server) as conn:
-        conn.send(request("POST", "/echo", body=body))
-        conn.expect_response(
-            200,
-            body=body,
-            headers={"Content-Type": "application/octet-stream",
-                     "Content-Length": str(len(body))},
         )
 
 
