@@ -18,8 +18,9 @@
 #include <unistd.h>
 
 /*
- * The default --root: the www/ directory next to the executable, wherever it is run
- * from, which holds a small bundled page.
+ * The default --root, found from the executable's place, wherever it is run from: the
+ * tutorial site (docs/site, once `make docs` has built it), else the small page bundled
+ * in the www/ directory next to the executable.
  */
 static const char *default_root(void)
 {
@@ -29,7 +30,13 @@ static const char *default_root(void)
     if (len < 0)
         return "www";
     exe[len] = '\0';
-    snprintf(root, sizeof root, "%s/www", dirname(exe));
+    const char *dir = dirname(exe);
+    snprintf(root, sizeof root, "%s/../docs/site/index.html", dir);
+    if (access(root, F_OK) == 0) {
+        snprintf(root, sizeof root, "%s/../docs/site", dir);
+        return root;
+    }
+    snprintf(root, sizeof root, "%s/www", dir);
     return root;
 }
 

@@ -47,8 +47,9 @@ static atomic_int loops_finished;
 static int loop_done_fd = -1; /* an eventfd: a loop thread has finished */
 
 /*
- * The default --root: the www/ directory next to the executable, wherever it is run
- * from, which holds a small bundled page.
+ * The default --root, found from the executable's place, wherever it is run from: the
+ * tutorial site (docs/site, once `make docs` has built it), else the small page bundled
+ * in the www/ directory next to the executable.
  */
 static const char *default_root(void)
 {
@@ -58,7 +59,13 @@ static const char *default_root(void)
     if (len < 0)
         return "www";
     exe[len] = '\0';
-    snprintf(root, sizeof root, "%s/www", dirname(exe));
+    const char *dir = dirname(exe);
+    snprintf(root, sizeof root, "%s/../docs/site/index.html", dir);
+    if (access(root, F_OK) == 0) {
+        snprintf(root, sizeof root, "%s/../docs/site", dir);
+        return root;
+    }
+    snprintf(root, sizeof root, "%s/www", dir);
     return root;
 }
 

@@ -133,12 +133,16 @@ def expect_not_modified(conn, etag, size):
 
 
 @pytest.mark.needs("http", "static")
-def test_default_root_is_www_next_to_the_executable(server, server_binary):
-    """Without --root, GET / serves the www/index.html bundled next to the executable,
-    wherever the server is started from (the tests start it from the repository
-    root, not from its directory)."""
-    bundled = (Path(__file__).resolve().parent.parent / server_binary.parent / "www" /
-               "index.html").read_bytes()
+def test_default_root_is_the_site_or_the_bundled_page(start_server, server_binary):
+    """Without --root, GET / serves the tutorial site (docs/site) once `make docs` has
+    built it, else the www/index.html bundled next to the executable; either way
+    found from the executable's place, wherever the server is started from (the
+    tests start it from the repository root, not from its directory)."""
+    repo = Path(__file__).resolve().parent.parent
+    site_index = repo / "docs" / "site" / "index.html"
+    expected = site_index if site_index.exists() else repo / server_binary.parent / "www" / "index.html"
+    bundled = expected.read_bytes()
+    server = start_server()
     with HttpConnection(server) as conn:
         conn.send(request("GET", "/"))
         conn.expect_response(200, body=bundled,
