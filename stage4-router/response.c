@@ -139,6 +139,13 @@ void respond_file(struct exchange *x, int status, const char *content_type,
     x->file_queued = true;
 }
 
+void respond_status(struct exchange *x, int status, const char *extra_headers)
+{
+    char body[64];
+    int len = snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
+    respond(x, status, "text/plain", extra_headers, body, (size_t)len);
+}
+
 void respond_error(struct conn *c, int status)
 {
     char body[64];

@@ -32,6 +32,9 @@ void respond(struct exchange *x, int status, const char *content_type, const cha
 void respond_file(struct exchange *x, int status, const char *content_type,
                   const char *extra_headers, int fd, off_t offset, size_t len);
 
+/* Queues a short text/plain response to x whose body is its status ("404 Not Found"). */
+void respond_status(struct exchange *x, int status, const char *extra_headers);
+
 /* Queues a short text/plain error response ("400 Bad Request") with Connection: close. */
 void respond_error(struct conn *c, int status);
 

@@ -72,13 +72,6 @@ bool app_open(const struct app_config *config, char *err, size_t errlen)
     return true;
 }
 
-static void respond_status(struct exchange *x, int status, const char *extra_headers)
-{
-    char body[64];
-    int len = snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
-    respond(x, status, "text/plain", extra_headers, body, (size_t)len);
-}
-
 /* The end of the chain: find the route and run its handler. */
 static void dispatch(struct exchange *x)
 {

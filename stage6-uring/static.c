@@ -84,13 +84,6 @@ static int status_for_open_error(int err)
     }
 }
 
-static void respond_status(struct exchange *x, int status)
-{
-    char body[64];
-    int len = snprintf(body, sizeof body, "%d %s\n", status, http_reason(status));
-    respond(x, status, "text/plain", NULL, body, (size_t)len);
-}
-
 /* A directory asked for without its trailing slash: send the client to the real name, so
  * the relative links in its index.html resolve against the directory (RFC 3986 5.2). The
  * raw target is used, not the decoded path: it is what the client sent, already checked
@@ -107,7 +100,7 @@ static void redirect_to_directory(struct exchange *x)
         len = snprintf(location, sizeof location, "Location: %.*s/\r\n", (int)req->path.len,
                        req->path.ptr);
     if (len < 0 || (size_t)len >= sizeof location) {
-        respond_status(x, 414);
+        respond_status(x, 414, NULL);
         return;
     }
     static const char BODY[] = "301 Moved Permanently\n";
@@ -311,7 +304,7 @@ void static_serve(struct exchange *x)
         skip++;
     size_t len = x->path.len - skip;
     if (len + sizeof "/index.html" > sizeof name) {
-        respond_status(x, 414);
+        respond_status(x, 414, NULL);
         return;
     }
     memcpy(name, x->path.ptr + skip, len);
@@ -319,14 +312,14 @@ void static_serve(struct exchange *x)
 
     int fd = open_beneath(root_fd, len == 0 ? "." : name);
     if (fd < 0) {
-        respond_status(x, status_for_open_error(errno));
+        respond_status(x, status_for_open_error(errno), NULL);
         return;
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         log_error("fstat: %s", strerror(errno));
         close(fd);
-        respond_status(x, 500);
+        respond_status(x, 500, NULL);
         return;
     }
 
@@ -341,18 +334,18 @@ void static_serve(struct exchange *x)
         strcpy(name + len, "index.html");
         fd = open_beneath(root_fd, name);
         if (fd < 0) {
-            respond_status(x, status_for_open_error(errno)); /* no listings */
+            respond_status(x, status_for_open_error(errno), NULL); /* no listings */
             return;
         }
         if (fstat(fd, &st) < 0) {
             close(fd);
-            respond_status(x, 500);
+            respond_status(x, 500, NULL);
             return;
         }
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd); /* a device, a FIFO, a socket: nothing to serve */
-        respond_status(x, 404);
+        respond_status(x, 404, NULL);
         return;
     }
     serve_file(x, fd, &st, name);
