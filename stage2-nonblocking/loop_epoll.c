@@ -77,6 +77,8 @@ struct loop {
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     bool stopping;
     size_t open_count;
+    size_t max_conns;   /* 0: no limit but the descriptors, see loop_set_max_conns() */
+    bool accept_paused; /* at max_conns: epoll does not watch the listening socket */
     struct conn *conns; /* indexed by descriptor */
     size_t conn_slots;
     struct buffer_pool pool;
@@ -93,6 +95,8 @@ static size_t unsent_bytes(const struct conn *c)
     return c->out != NULL ? buffer_length(c->out) : 0;
 }
 
+static void resume_accepting(struct loop *loop);
+
 /* Closes at once, dropping anything unsent. close() also takes the socket out of epoll. */
 static void conn_release(struct conn *c)
 {
@@ -105,6 +109,8 @@ static void conn_release(struct conn *c)
     c->in = c->out = NULL;
     c->open = false;
     loop->open_count--;
+    if (loop->accept_paused && loop->listen_fd >= 0)
+        resume_accepting(loop); /* below the limit again */
 }
 
 void conn_send(struct conn *c, const void *data, size_t len)
@@ -308,11 +314,42 @@ static bool shed_connection(struct loop *loop)
     return fd >= 0;
 }
 
+/*
+ * --max-conns: at the limit, the listening socket leaves epoll's interest (events 0).
+ * Level-triggered, it would otherwise be reported at every epoll_wait() while clients
+ * wait, and the loop would spin. The clients wait in the kernel's accept queue, as for
+ * any busy server, and conn_release() lets the next one in. If epoll cannot be told,
+ * accepting past the limit is the lesser evil than spinning.
+ */
+static bool pause_accepting(struct loop *loop)
+{
+    struct epoll_event ev = {.events = 0, .data.u64 = TOKEN_LISTENER};
+    if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, loop->listen_fd, &ev) < 0) {
+        log_error("epoll_ctl: %s", strerror(errno));
+        return false;
+    }
+    loop->accept_paused = true;
+    return true;
+}
+
+/* Stays paused if epoll cannot be told; the next connection to close tries again. */
+static void resume_accepting(struct loop *loop)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TOKEN_LISTENER};
+    if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, loop->listen_fd, &ev) < 0) {
+        log_error("epoll_ctl: %s", strerror(errno));
+        return;
+    }
+    loop->accept_paused = false;
+}
+
 /* Accepts every client waiting in the queue: one wakeup may stand for many connections. */
 static void accept_clients(struct loop *loop)
 {
     size_t shed = 0;
     for (;;) {
+        if (loop->max_conns > 0 && loop->open_count >= loop->max_conns && pause_accepting(loop))
+            break;
         int fd = accept4(loop->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             conn_open(loop, fd);
@@ -447,6 +484,11 @@ struct loop *loop_create(int listen_fd, int signal_fd, char *err, size_t errlen)
         return NULL;
     }
     return loop;
+}
+
+void loop_set_max_conns(struct loop *loop, size_t max)
+{
+    loop->max_conns = max;
 }
 
 void loop_destroy(struct loop *loop)

@@ -15,9 +15,13 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     long port = 8080;
+    long max_conns = 0;
     const struct option_spec options[] = {
         {"host", OPTION_STRING, "ADDR", "address to listen on", &host, 0, 0},
         {"port", OPTION_NUMBER, "N", "port to listen on, 0 for any free one", &port, 0, 65535},
+        {"max-conns", OPTION_NUMBER, "N",
+         "hold at most N connections per event loop, 0 for no limit; others wait to be accepted",
+         &max_conns, 0, 1000000},
     };
     options_parse(argc, argv, options, sizeof options / sizeof options[0],
                   "A non-blocking TCP echo server: many clients, one thread, epoll.");
@@ -32,6 +36,7 @@ int main(int argc, char **argv)
     struct loop *loop = loop_create(listen_fd, signal_fd, err, sizeof err);
     if (loop == NULL)
         die("%s", err);
+    loop_set_max_conns(loop, (size_t)max_conns);
     listener_announce(listen_fd);
 
     loop_run(loop);

@@ -16,11 +16,15 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     long port = 8080;
+    long max_conns = 0;
     long idle_timeout = 60;
     long header_timeout = 10;
     const struct option_spec options[] = {
         {"host", OPTION_STRING, "ADDR", "address to listen on", &host, 0, 0},
         {"port", OPTION_NUMBER, "N", "port to listen on, 0 for any free one", &port, 0, 65535},
+        {"max-conns", OPTION_NUMBER, "N",
+         "hold at most N connections per event loop, 0 for no limit; others wait to be accepted",
+         &max_conns, 0, 1000000},
         {"idle-timeout", OPTION_NUMBER, "SECONDS",
          "close a connection idle this long between requests", &idle_timeout, 1, 3600},
         {"header-timeout", OPTION_NUMBER, "SECONDS",
@@ -41,6 +45,7 @@ int main(int argc, char **argv)
     struct loop *loop = loop_create(listen_fd, signal_fd, err, sizeof err);
     if (loop == NULL)
         die("%s", err);
+    loop_set_max_conns(loop, (size_t)max_conns);
     listener_announce(listen_fd);
 
     loop_run(loop);

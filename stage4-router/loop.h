@@ -27,6 +27,13 @@ struct loop *loop_create(int listen_fd, int signal_fd, char *err, size_t errlen)
  * closes them all. Closes listen_fd. */
 void loop_run(struct loop *loop);
 
+/*
+ * --max-conns: hold at most max connections at once (0, the default: as many as the
+ * descriptor limit allows). At the limit the loop stops accepting; new clients wait in the
+ * kernel's accept queue (the listen() backlog) until a connection closes.
+ */
+void loop_set_max_conns(struct loop *loop, size_t max);
+
 void loop_destroy(struct loop *loop);
 
 /*

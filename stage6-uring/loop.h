@@ -43,6 +43,13 @@ void loop_stop(struct loop *loop, bool now);
 void loop_post(struct loop *loop, struct job *job);
 
 /* Frees the loop, and any job posted to it too late to be delivered. */
+/*
+ * --max-conns: hold at most max connections at once (0, the default: as many as the
+ * descriptor limit allows). At the limit the loop stops accepting; new clients wait in the
+ * kernel's accept queue (the listen() backlog) until a connection closes.
+ */
+void loop_set_max_conns(struct loop *loop, size_t max);
+
 void loop_destroy(struct loop *loop);
 
 /*

@@ -201,6 +201,7 @@ struct loop {
     unsigned quiet_sends;      /* sends queued since the last submission that need no wakeup */
     size_t open_count;         /* connections in state CONN_OPEN */
     size_t slots_in_use;       /* connections open or draining */
+    size_t max_conns;          /* 0: no limit but the descriptors, see loop_set_max_conns() */
     size_t accepted, requests; /* counters, printed when the loop stops */
     uint64_t now;              /* CLOCK_MONOTONIC in ms, read once per batch */
     struct conn *conns;
@@ -361,8 +362,8 @@ static void conn_free(struct conn *c)
     c->next_free = loop->free_slot;
     loop->free_slot = c->slot;
     loop->slots_in_use--;
-    if (loop->accept_paused)
-        resume_accepting(loop); /* out of descriptors, perhaps: there is one more now */
+    if (!loop->accepting)
+        resume_accepting(loop); /* out of descriptors or at --max-conns: room for one more now */
 }
 
 /*
@@ -912,14 +913,26 @@ static void handle_splice_out(struct conn *c, const struct io_uring_cqe *cqe)
 
 /* --- Accepting ------------------------------------------------------------------------- */
 
+static bool at_conn_limit(const struct loop *loop)
+{
+    return loop->max_conns > 0 && loop->slots_in_use >= loop->max_conns;
+}
+
 /*
  * One multishot accept serves every client that connects, until it fails or is
  * cancelled. New sockets stay blocking: io_uring never blocks on them anyway.
+ *
+ * Under --max-conns, one accept at a time instead, re-armed by handle_accept() while
+ * there is room: a multishot accept would go on accepting past the limit until a
+ * cancellation reached it. One more submission per client is the price of an exact limit.
  */
 static void arm_accept(struct loop *loop)
 {
     struct io_uring_sqe *sqe = get_sqe(loop);
-    io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (loop->max_conns > 0)
+        io_uring_prep_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    else
+        io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
     tag_op(sqe, OP_ACCEPT, NULL);
     loop->accepting = true;
 }
@@ -929,7 +942,7 @@ static void arm_tick(struct loop *loop);
 static void resume_accepting(struct loop *loop)
 {
     loop->accept_paused = false;
-    if (!loop->stopping && !loop->accepting)
+    if (!loop->stopping && !loop->accepting && !at_conn_limit(loop))
         arm_accept(loop);
 }
 
@@ -1035,8 +1048,8 @@ static void handle_accept(struct loop *loop, const struct io_uring_cqe *cqe)
         /* Only now: the kernel kept the socket listening while the accept was pending. */
         close(loop->listen_fd);
         loop->listen_fd = -1;
-    } else if (!loop->accept_paused) {
-        arm_accept(loop);
+    } else if (!loop->accept_paused && !at_conn_limit(loop)) {
+        arm_accept(loop); /* at the limit, conn_free() re-arms it */
     }
 }
 
@@ -1515,6 +1528,11 @@ struct loop *loop_create(int listen_fd, int index, char *err, size_t errlen)
     if (setsockopt(listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
         log_error("setsockopt(TCP_NODELAY): %s", strerror(errno)); /* slower, still correct */
     return loop;
+}
+
+void loop_set_max_conns(struct loop *loop, size_t max)
+{
+    loop->max_conns = max;
 }
 
 void loop_destroy(struct loop *loop)

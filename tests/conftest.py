@@ -20,6 +20,7 @@ itself, so `make SANITIZE=1 test` reaches it through MAKEFLAGS.
 
 import os
 import re
+import resource
 import select
 import shlex
 import signal
@@ -188,15 +189,16 @@ class Server:
     hand on the same port, for replaying a failure), listening_line.
     """
 
-    def __init__(self, binary, args, stderr_path):
+    def __init__(self, binary, args, stderr_path, nofile=None):
         self.command = server_command(binary, "--port", "0", *args)
         self.stderr_path = stderr_path
         self.signalled = False  # the test sent a signal itself
         self.stopped = False
+        self.nofile = nofile
         with open(stderr_path, "wb") as stderr:  # a file: a pipe could fill up
             self.process = subprocess.Popen(
                 self.command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=stderr,
+                stderr=stderr, preexec_fn=self._set_limits if nofile else None,
             )
         self.pid = self.process.pid
         self.listening_line, self.extra_stdout = self._read_listening_line()
@@ -205,6 +207,19 @@ class Server:
             self._abort(f"expected 'listening on HOST:PORT', got {self.listening_line!r}")
         self.host, self.port = match[1], int(match[2])
         self.command_line = shlex.join([str(binary), "--port", str(self.port), *args])
+
+    def _set_limits(self):
+        """In the child, before exec: the descriptor limit the test asked for."""
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
+
+    def cpu_seconds(self):
+        """User plus system CPU time the server has used so far, from /proc/PID/stat."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            # The command name, field 2, is in parentheses and may hold spaces.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+        return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
     def _read_listening_line(self):
         """Wait for the first line on stdout; fail clearly if none comes."""
@@ -324,18 +339,19 @@ def server_binary(stage):
 
 @pytest.fixture
 def start_server(stage, server_binary, tmp_path, request):
-    """start_server(*args) starts the stage's server and returns a Server.
+    """start_server(*args, nofile=None) starts the stage's server and returns a Server.
 
     The command is `server --port 0`, the stage's default arguments, then
-    `args`.  At the end of the test every server started is sent SIGTERM
+    `args`; `nofile` sets its descriptor limit (RLIMIT_NOFILE, soft).  At the end of the test every server started is sent SIGTERM
     and must exit with status 0; a server that died during the test fails it.
     """
     servers = []
 
-    def start(*args):
+    def start(*args, nofile=None):
         stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
         extra = shlex.split(request.config.getoption("server_args"))
-        servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path))
+        servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path,
+                              nofile=nofile))
         return servers[-1]
 
     yield start

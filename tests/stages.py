@@ -21,6 +21,8 @@ Capabilities:
   cli         command line, listening line, exit statuses (every stage)
   echo        sends back every byte it receives
   concurrent  serves many clients at the same time
+  event-loop  holds its clients in an event loop: --max-conns, 10,000 at once, and
+              clients shed at once when out of descriptors
   http        speaks HTTP/1.1
   not-found   tells paths apart: an unknown one gets 404
   router      dispatches requests to handlers by method and path
@@ -65,19 +67,19 @@ STAGES = {
         Stage(
             2,
             "stage2-nonblocking",
-            capabilities=frozenset({"cli", "echo", "concurrent"}),
+            capabilities=frozenset({"cli", "echo", "concurrent", "event-loop"}),
         ),
         Stage(
             3,
             "stage3-http",
-            capabilities=frozenset({"cli", "http", "concurrent"}),
+            capabilities=frozenset({"cli", "http", "concurrent", "event-loop"}),
             limitations={"not-found": "every path gets the same answer: stage 4 removes this"},
         ),
         Stage(
             4,
             "stage4-router",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "not-found", "router", "static"}
+                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static"}
             ),
             limitations={"offload": "a slow handler blocks its event loop: stage 5 removes this"},
         ),
@@ -85,7 +87,8 @@ STAGES = {
             5,
             "stage5-threads",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads"}
+                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static", "offload",
+                 "threads"}
             ),
             limitations={"batched-io": "every read and write is a system call: stage 6 removes this"},
             default_args=("--threads", "2"),
@@ -94,8 +97,8 @@ STAGES = {
             6,
             "stage6-uring",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "not-found", "router", "static", "offload", "threads",
-                 "batched-io", "uring"}
+                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static", "offload",
+                 "threads", "batched-io", "uring"}
             ),
             default_args=("--threads", "2"),
         ),

@@ -1,0 +1,518 @@
+"""Faults and limits: what a server on the open internet meets sooner or later.
+
+Each test puts the server in a tight spot (out of descriptors, at its
+connection limit, clients that vanish, stall or trickle, ten thousand at
+once, a stop signal in the middle of a transfer) and checks what matters:
+
+  * the server neither crashes nor spins (where it could, its CPU time over
+    the bad moment is measured: a loop that keeps being woken for an event
+    it cannot handle burns a whole core);
+  * the clients not at fault are served as if nothing happened;
+  * it recovers when the trouble has passed.
+
+The fixture's check after every test (SIGTERM, then exit status 0, and a
+failure if the server died during the test) applies here too: a server
+killed by SIGPIPE or a failed assertion fails the test that did it.
+
+The tests that apply to the echo stages and to the HTTP stages alike talk
+through `Pinger`, whose ping is an echo line or GET /plaintext.
+"""
+
+import os
+import select
+import selectors
+import signal
+import socket
+import struct
+import time
+from contextlib import ExitStack
+
+import pytest
+
+from client import HOST, MiB, random_bytes, scaled
+from http_client import HttpConnection, request
+
+HELLO = b"Hello, World!"
+BODY_LIMIT = MiB  # the largest request body the HTTP stages take, so the largest echo
+CPU_SPIN = 0.25  # of a second's CPU per second: far above idle, far below a spinning loop
+
+
+def http_answer(body=HELLO):
+    """The end of a 200 response to a ping, which is all a Pinger checks of it."""
+    return b"\r\n\r\n" + body
+
+
+class Pinger:
+    """A client connection that pings the server and tells how it answered.
+
+    On an echo stage a ping is a line and the answer is that line; on an
+    HTTP stage it is GET /plaintext (kept alive) and the answer is a 200
+    with Hello, World!.  Unlike the strict clients of the other tests, it
+    never fails by itself: `outcome()` says "answered", "closed" or
+    "waiting", because in these tests being closed or kept waiting may be
+    the right answer.
+    """
+
+    def __init__(self, server, stage, timeout=5.0):
+        self.http = "http" in stage.capabilities
+        self.sock = socket.create_connection((HOST, server.port), timeout=scaled(timeout))
+        self.pings = 0
+        self.received = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self):
+        self.sock.close()
+
+    def send_ping(self):
+        self.pings += 1
+        self.received = b""
+        self.sock.sendall(self._ping())
+
+    def _ping(self):
+        if self.http:
+            return request("GET", "/plaintext")
+        return f"ping {self.pings}\n".encode()
+
+    def _complete(self):
+        if self.http:
+            return self.received.startswith(b"HTTP/1.1 200 ") and self.received.endswith(
+                http_answer())
+        return self.received == self._ping()
+
+    def outcome(self, within):
+        """Wait up to `within` seconds (not scaled) for the answer to the last ping."""
+        deadline = time.monotonic() + within
+        while not self._complete():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+                return "waiting"
+            try:
+                data = self.sock.recv(64 * 1024)
+            except (ConnectionResetError, ConnectionAbortedError):
+                return "closed"
+            if not data:
+                return "closed"
+            self.received += data
+            if len(self.received) > 4096:
+                raise AssertionError(f"not an answer to a ping: {self.received[:200]!r}...")
+        return "answered"
+
+    def ping(self, within=5.0):
+        """Ping and insist on the answer within `within` seconds (scaled)."""
+        __tracebackhide__ = True
+        self.send_ping()
+        outcome = self.outcome(scaled(within))
+        assert outcome == "answered", (
+            f"ping {self.pings}: {outcome} after {scaled(within):g} s; "
+            f"received {self.received[:200]!r}")
+
+
+def cpu_used_during(server, seconds, work=None):
+    """The server's CPU seconds while `work()` runs, or while we sleep `seconds`."""
+    before = server.cpu_seconds()
+    if work is not None:
+        work()
+    else:
+        time.sleep(seconds)
+    return server.cpu_seconds() - before
+
+
+def one_loop(stage):
+    """Arguments that make a threaded stage run one event loop: the limits below are per loop."""
+    return ("--threads", "1") if "threads" in stage.capabilities else ()
+
+
+def reset(sock):
+    """Close abortively: SO_LINGER {on, 0 s} makes close() send a RST."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# --- Limits -------------------------------------------------------------------------------------
+
+
+@pytest.mark.needs("event-loop")
+def test_max_conns_makes_the_next_client_wait_its_turn(stage, start_server):
+    """--max-conns 3: three clients are served; a fourth is connected (the
+    kernel completes the handshake and queues it) but not served while the
+    three stay, and the server does not spin meanwhile (a level-triggered
+    loop that leaves the listening socket in its interest set would be woken
+    for it again and again).  When one of the three leaves, the fourth is
+    served at once."""
+    server = start_server("--max-conns", "3", *one_loop(stage))
+    with ExitStack() as stack:
+        held = [stack.enter_context(Pinger(server, stage)) for _ in range(3)]
+        for client in held:
+            client.ping()
+        fourth = stack.enter_context(Pinger(server, stage))
+        fourth.send_ping()
+        cpu = cpu_used_during(server, 0, lambda: fourth.outcome(1.0))
+        assert fourth.outcome(0) == "waiting", (
+            f"the fourth client, over --max-conns 3, was {fourth.outcome(0)}; "
+            f"expected it to wait in the accept queue")
+        assert cpu < CPU_SPIN, f"the server used {cpu:.2f} s of CPU in 1 s at its limit: spinning?"
+        for client in held:
+            client.ping()  # still served
+        held[0].close()
+        outcome = fourth.outcome(scaled(2.0))
+        assert outcome == "answered", (
+            f"one of the three clients left, but the fourth was {outcome} within "
+            f"{scaled(2.0):g} s")
+        fourth.ping()
+
+
+@pytest.mark.needs("event-loop")
+@pytest.mark.parametrize("value", ["-1", "many", "1000001"])
+def test_bad_max_conns_is_a_usage_error(run_cli, value):
+    """--max-conns takes 0 (no limit) up to a million; anything else is exit status 2."""
+    result = run_cli("--max-conns", value)
+    assert result.returncode == 2, (
+        f"--max-conns {value}: exit status {result.returncode}, expected 2; "
+        f"stderr: {result.stderr!r}")
+    assert "max-conns" in result.stderr, f"the message does not name the option: {result.stderr!r}"
+
+
+NOFILE = 64  # the server's descriptor limit in the next test: room for about 50 clients
+
+
+@pytest.mark.needs("event-loop")
+def test_out_of_descriptors_serves_its_clients_sheds_the_rest_and_recovers(stage, start_server):
+    """Under RLIMIT_NOFILE 64, 100 clients connect and ping.  The server holds and
+    serves as many as its descriptors allow.  Those it cannot hold, it closes
+    at once (the spare-descriptor trick of loop_epoll.c) or leaves waiting in
+    the accept queue; either way it must not spin while clients keep coming:
+    a listening socket stays readable while its queue is not empty, so a
+    level-triggered loop that only logs EMFILE would wake up forever, and a
+    multishot accept re-armed at once would fail again at once.  When the
+    clients leave, new ones are served again."""
+    server = start_server(nofile=NOFILE)
+    with ExitStack() as stack:
+        clients = [stack.enter_context(Pinger(server, stage)) for _ in range(NOFILE + 36)]
+        for client in clients:
+            client.send_ping()
+        outcomes = {client: client.outcome(scaled(2.0)) for client in clients}
+        served = [client for client, outcome in outcomes.items() if outcome == "answered"]
+        tally = {o: list(outcomes.values()).count(o) for o in ("answered", "closed", "waiting")}
+        assert len(served) >= NOFILE // 2, (
+            f"only {len(served)} of {len(clients)} clients were served under a descriptor "
+            f"limit of {NOFILE}: {tally}")
+
+        def keep_knocking():
+            """New clients for two seconds.  (One may even be served: with two loops, a
+            descriptor one loop frees for a moment to shed a client can be taken by the
+            other loop's accept.)"""
+            for _ in range(20):
+                with Pinger(server, stage) as knocking:
+                    knocking.send_ping()
+                    knocking.outcome(0.1)
+
+        cpu = cpu_used_during(server, 0, keep_knocking)
+        assert cpu < CPU_SPIN * 2, (
+            f"the server used {cpu:.2f} s of CPU in 2 s while out of descriptors: spinning?")
+        for client in served:
+            client.ping()  # still served
+        for client in clients:
+            client.close()
+    # The server releases the sockets as it notices the clients left; until it has, a new
+    # client may still be shed. Then ten at once are served.
+    deadline = time.monotonic() + scaled(5.0)
+    while True:
+        with Pinger(server, stage) as later:
+            later.send_ping()
+            outcome = later.outcome(scaled(2.0))
+        if outcome == "answered":
+            break
+        assert time.monotonic() < deadline, (
+            f"the clients left, but a new one was still {outcome} 5 s later")
+        time.sleep(0.1)
+    with ExitStack() as stack:
+        for client in [stack.enter_context(Pinger(server, stage)) for _ in range(10)]:
+            client.ping()
+
+
+# --- Clients that misbehave ------------------------------------------------------------------
+
+
+def big_request():
+    """A request with a large answer, and that answer's body: a 1 MiB echo."""
+    body = random_bytes(BODY_LIMIT, seed=7)
+    return request("POST", "/echo", body=body), body
+
+
+@pytest.fixture
+def big_file_server(start_server, tmp_path):
+    """The server with --root holding big.bin, 8 MiB: a response that sendfile()
+    (or splice(), on stage 6) takes many calls to send."""
+    root = tmp_path / "root"
+    root.mkdir()
+    content = random_bytes(8 * MiB, seed=8)
+    (root / "big.bin").write_bytes(content)
+    return start_server("--root", str(root)), content
+
+
+def check_resets_mid_response(server, stage, big, expected_length):
+    """Twenty clients ask for `big`, read a little of the answer and reset; a
+    bystander is served in between, and the server survives them all."""
+    with Pinger(server, stage) as bystander:
+        for i in range(20):
+            with socket.create_connection((HOST, server.port), timeout=scaled(5.0)) as sock:
+                sock.sendall(big)
+                got = 0
+                while got < 64 * 1024:
+                    data = sock.recv(64 * 1024)
+                    assert data, f"client {i}: the server closed after {got} bytes"
+                    got += len(data)
+                assert got < expected_length
+                reset(sock)
+            bystander.ping()
+
+
+@pytest.mark.needs("http")
+def test_client_that_resets_mid_response_disturbs_no_one(stage, server):
+    """A client that resets while a 1 MiB answer is on its way costs the server
+    that connection and nothing else: the send fails with ECONNRESET (or EPIPE,
+    whose SIGPIPE the server ignores), the connection is released, and a
+    bystander goes on being served."""
+    big, body = big_request()
+    check_resets_mid_response(server, stage, big, len(body))
+
+
+@pytest.mark.needs("http", "static")
+def test_client_that_resets_mid_file_disturbs_no_one(stage, big_file_server):
+    """As above, with an 8 MiB file on its way: sendfile() (splice() on stage 6)
+    fails instead of write(), and the file's descriptor (and pipe) must be released."""
+    server, content = big_file_server
+    check_resets_mid_response(server, stage, request("GET", "/big.bin"), len(content))
+
+
+def check_non_reader(server, stage, big, expected_body):
+    """One client asks for a large answer and does not read it; meanwhile
+    others connect and are served promptly.  Then it reads: the answer is whole."""
+    with HttpConnection(server, timeout=10) as stalled:
+        stalled.send(big)
+        time.sleep(0.3)  # the server fills the socket's buffers and waits for room
+        for _ in range(5):
+            with ExitStack() as stack:
+                others = [stack.enter_context(Pinger(server, stage)) for _ in range(4)]
+                for other in others:
+                    started = time.monotonic()
+                    other.ping(within=1.0)
+                    waited = time.monotonic() - started
+                    assert waited < scaled(1.0), f"a ping took {waited:.2f} s"
+        stalled.expect_response(200, body=expected_body)
+
+
+@pytest.mark.needs("http")
+def test_client_that_never_reads_its_answer_holds_up_no_one(stage, server):
+    """A client sends a 1 MiB body to /echo and does not read the echo: the
+    server cannot send it all (the socket buffers hold less), must not block
+    on it, and serves twenty other clients meanwhile."""
+    big, body = big_request()
+    check_non_reader(server, stage, big, body)
+
+
+@pytest.mark.needs("http", "static")
+def test_client_that_never_reads_its_file_holds_up_no_one(stage, big_file_server):
+    """The same with an 8 MiB file on its way."""
+    server, content = big_file_server
+    check_non_reader(server, stage, request("GET", "/big.bin"), content)
+
+
+@pytest.mark.needs("http")
+def test_slowloris_clients_are_cut_off_and_others_served(stage, start_server):
+    """Fifty clients each trickle a request head, a byte every 0.2 s, the
+    "slowloris" attack.  A normal client is served promptly all along, and
+    --header-timeout (1 s) after its first byte each trickler gets 408 and
+    is closed (RFC 9110 section 15.5.9), however long it keeps trickling."""
+    server = start_server("--header-timeout", "1")
+    head = b"GET /plaintext HTTP/1.1\r\nHost: example.test\r\nX-Slow: " + b"z" * 1000
+    with ExitStack() as stack, Pinger(server, stage) as normal:
+        tricklers = [stack.enter_context(socket.create_connection((HOST, server.port)))
+                     for _ in range(50)]
+        answered = {}  # trickler -> seconds from its first byte to the answer
+        started = time.monotonic()
+        sent = 0
+        while len(answered) < len(tricklers) and time.monotonic() - started < scaled(5.0):
+            waiting = [sock for sock in tricklers if sock not in answered]
+            if sent < len(head):  # 1000 bytes at 5 a second: enough to outlast the test
+                for sock in waiting:
+                    sock.sendall(head[sent:sent + 1])
+                sent += 1
+            normal.ping(within=0.5)
+            for sock in select.select(waiting, [], [], 0.2)[0]:
+                answered[sock] = time.monotonic() - started
+        assert len(answered) == len(tricklers), (
+            f"{len(tricklers) - len(answered)} of {len(tricklers)} tricklers were still "
+            f"connected and unanswered {scaled(5.0):g} s later")
+        for sock in tricklers:
+            sock.settimeout(scaled(2.0))
+            data = b""
+            try:
+                while chunk := sock.recv(4096):
+                    data += chunk
+            except ConnectionResetError:
+                pass  # after the 408: what matters is that it came
+            assert data.startswith(b"HTTP/1.1 408 "), f"a trickler got {data[:100]!r}, not a 408"
+        slowest = max(answered.values())
+        assert slowest < 1.0 + scaled(2.0), f"a trickler was answered only after {slowest:.2f} s"
+
+
+# --- Ten thousand at once ---------------------------------------------------------------------
+
+MANY = 10_000
+
+
+def raise_descriptor_limit(needed):
+    """Raise this process's soft RLIMIT_NOFILE to `needed`; skip the test if the hard
+    limit is lower."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"{MANY} connections need {needed} descriptors; the hard limit is {hard} "
+                    f"(raise it with ulimit -Hn, as root)")
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def ping_all(socks, ping_of, answer_of, within):
+    """Send every socket its ping, then wait for all the answers at once."""
+    pending = {}
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            sock.sendall(ping_of(sock))
+            pending[sock] = b""
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + within
+        while pending and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                sock = key.fileobj
+                data = sock.recv(4096)
+                assert data, f"the server closed one of {len(socks)} connections"
+                pending[sock] += data
+                if pending[sock].endswith(answer_of(sock)):
+                    del pending[sock]
+                    selector.unregister(sock)
+    return len(pending)
+
+
+@pytest.mark.needs("event-loop")
+def test_ten_thousand_connections_are_held_and_served(stage, start_server, record_property):
+    """10,000 clients connect and stay connected; each is served twice while all
+    of them are open, so the server really holds them at once.  (The C10K
+    problem: with one thread per client, or a select() limited to 1024
+    descriptors, this is where servers used to give up.)"""
+    needed = MANY + 200
+    raise_descriptor_limit(needed)
+    server = start_server(nofile=needed)
+    http = "http" in stage.capabilities
+    rss_before = server.rss_kib()
+    with ExitStack() as stack:
+        socks = []
+        for _ in range(MANY):
+            sock = stack.enter_context(socket.socket())
+            sock.settimeout(scaled(10.0))
+            sock.connect((HOST, server.port))
+            socks.append(sock)
+        numbers = {sock: i for i, sock in enumerate(socks)}
+        if http:
+            def ping_of(sock):
+                return request("GET", "/plaintext")
+
+            def answer_of(sock):
+                return http_answer()
+        else:
+            def ping_of(sock):
+                return f"client {numbers[sock]} of {MANY}\n".encode()
+
+            answer_of = ping_of
+        for round_ in (1, 2):
+            unanswered = ping_all(socks, ping_of, answer_of, scaled(60.0))
+            assert unanswered == 0, (
+                f"round {round_}: {unanswered} of {MANY} connections got no answer within "
+                f"{scaled(60.0):g} s")
+        rss_held = server.rss_kib()
+    record_property("server RSS KiB, idle / 10,000 held", f"{rss_before} / {rss_held}")
+
+
+# --- Signals --------------------------------------------------------------------------------
+
+
+@pytest.mark.needs("http", "static")
+def test_sigterm_mid_file_lets_the_transfer_finish(stage, big_file_server):
+    """SIGTERM while an 8 MiB file is on its way: the client, reading slowly,
+    still gets every byte; then the server closes the connection and exits
+    with status 0 (CONVENTIONS.md: finish the responses in flight)."""
+    server, content = big_file_server
+    with HttpConnection(server, timeout=10) as conn:
+        conn.send(request("GET", "/big.bin"))
+        first = conn.sock.recv(64 * 1024)
+        assert first.startswith(b"HTTP/1.1 200 "), f"not a 200: {first[:100]!r}"
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        conn.received += first
+        conn.expect_response(200, body=content)
+        conn.expect_close()
+    status = server.wait_for_exit(timeout=5)
+    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+
+
+@pytest.mark.needs("http")
+def test_sigterm_mid_echo_lets_the_transfer_finish(stage, server):
+    """The same with a 1 MiB echo, which the server holds in its own buffer."""
+    big, body = big_request()
+    with HttpConnection(server, timeout=10) as conn:
+        conn.send(big)
+        first = conn.sock.recv(64 * 1024)
+        assert first.startswith(b"HTTP/1.1 200 "), f"not a 200: {first[:100]!r}"
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        conn.received += first
+        conn.expect_response(200, body=body)
+        conn.expect_close()
+    status = server.wait_for_exit(timeout=5)
+    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+
+
+def sigpipe_ignored(pid):
+    """Whether the process ignores SIGPIPE: bit 13 of SigIgn in /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGPIPE - 1) & 1)
+    raise AssertionError(f"no SigIgn in /proc/{pid}/status")
+
+
+@pytest.mark.needs("cli")
+def test_sigpipe_never_kills_the_server(stage, server):
+    """Writing to a connection the peer has reset fails with EPIPE and, unless
+    the process ignores it (or the call passes MSG_NOSIGNAL), raises SIGPIPE,
+    whose default action ends the process: one vanishing client would take
+    every other one down with it.  Thirty clients vanish in the middle of a
+    large answer, in three ways (reset, close with unread data, reset right
+    after asking); the server lives on and serves the next client."""
+    if not os.environ.get("SERVER_WRAPPER"):  # valgrind keeps the real dispositions to itself
+        assert sigpipe_ignored(server.pid), "the server does not ignore SIGPIPE"
+    if "http" in stage.capabilities:
+        big, _ = big_request()
+    else:
+        big = random_bytes(64 * 1024, seed=9)  # no more than the socket buffers hold unread
+    for i in range(30):
+        sock = socket.create_connection((HOST, server.port), timeout=scaled(5.0))
+        sock.sendall(big)
+        way = i % 3
+        if way == 0:
+            sock.recv(4096)
+            reset(sock)
+        elif way == 1:
+            time.sleep(0.01)
+            sock.close()  # with unread data: the kernel sends a RST, not a FIN
+        else:
+            reset(sock)
+    with Pinger(server, stage) as client:
+        client.ping()
