@@ -123,7 +123,7 @@ struct loop {
     struct job *inbox; /* finished jobs posted by workers, waiting to be delivered */
     size_t open_count;
     size_t max_conns;   /* 0: no limit but the descriptors, see loop_set_max_conns() */
-    bool accept_paused; /* at max_conns: epoll does not watch the listening socket */
+    bool accept_paused; /* at max_conns or out of descriptors: epoll ignores the listener */
     size_t accepted, requests; /* counters, printed when the loop stops */
     uint64_t now;              /* CLOCK_MONOTONIC in ms, read once per wakeup */
     uint64_t next_sweep;       /* when to look for passed deadlines next */
@@ -565,6 +565,16 @@ static void accept_clients(struct loop *loop)
             shed++;
             continue;
         }
+        if ((errno == EMFILE || errno == ENFILE) && pause_accepting(loop)) {
+            /*
+             * No spare to shed with: the loops share the process's descriptor table, and
+             * another loop's accept took the descriptor our spare had just freed. The
+             * listener stays readable, so it must leave epoll's interest until the next
+             * sweep or the next close, or this loop would spin.
+             */
+            log_error("loop %d: out of descriptors: not accepting for now", loop->index);
+            break;
+        }
         if (errno != EAGAIN)
             log_error("accept: %s", strerror(errno));
         break; /* EAGAIN: the queue is empty */
@@ -702,7 +712,7 @@ void loop_run(struct loop *loop)
     while (!loop->stopping || loop->open_count > 0) {
         /* With no connection there is no deadline: sleep until something happens. */
         int wait_ms = -1;
-        if (loop->open_count > 0)
+        if (loop->open_count > 0 || loop->accept_paused)
             wait_ms = loop->next_sweep > loop->now ? (int)(loop->next_sweep - loop->now) : 0;
         int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, wait_ms);
         if (n < 0) {
@@ -715,6 +725,9 @@ void loop_run(struct loop *loop)
             dispatch(loop, &events[i]);
         if (loop->now >= loop->next_sweep) {
             expire_deadlines(loop);
+            /* Out of descriptors a second ago? Try again (at --max-conns, it pauses again). */
+            if (loop->accept_paused && loop->listen_fd >= 0)
+                resume_accepting(loop);
             loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
         }
     }
