@@ -331,7 +331,7 @@ void static_serve(struct exchange *x)
         }
         /* name ends in '/' (or is empty, for the root). Opened from the root again, so the
          * same rule holds for index.html, which may be a link. */
-        strcpy(name + len, "index.html");
+        memcpy(name + len, "index.html", sizeof "index.html");
         fd = open_beneath(root_fd, name);
         if (fd < 0) {
             respond_status(x, status_for_open_error(errno), NULL); /* no listings */
