@@ -137,6 +137,7 @@ int main(int argc, char **argv)
     unsigned char buf[CHUNK * 4];
     double start = now(), end = start + seconds;
     struct epoll_event events[256];
+    // NOLINTNEXTLINE(cert-flp30-c,clang-analyzer-security.FloatLoopCounter): t is the clock
     for (double t = start; t < end; t = now()) {
         int ready = epoll_wait(epfd, events, 256, (int)((end - t) * 1000) + 1);
         for (int i = 0; i < ready; i++) {
