@@ -11,6 +11,7 @@
 #   make bench-router                 stage 4's router on the GitHub API's 203 routes
 #   make bench [QUICK=1]              every stage against nginx and a ceiling: docs/benchmarks.md
 #   make docs                         the tutorial as a web site, in docs/site/
+#   make lint                         cppcheck and clang-tidy on every C file; any finding fails
 #   make clean
 #
 # SANITIZE=1 on any of these builds with AddressSanitizer and UndefinedBehaviorSanitizer,
@@ -25,9 +26,10 @@ PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer, the benchmarks and the docs use, as Debian 12
 # packages: compilers and libraries; the test runner and its tools; the load generators,
-# nginx for comparison and the plotting; the site's converters and the browser that checks it.
+# nginx for comparison and the plotting; the site's converters and the browser that checks it;
+# the linters.
 PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbsd strace \
-            clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev \
+            clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
             wrk nghttp2-client nginx-light gnuplot-nox linux-perf \
             graphviz pandoc chromium chromium-driver python3-selenium
 
@@ -75,6 +77,55 @@ bench: deps
 docs: deps
 	$(MAKE) -C docs
 
+# cppcheck and clang-tidy, Debian 12's (2.10 and 14), with the checks chosen in .clang-tidy and
+# tools/lint/. Every stage is linted as a program of its own (the stages share file names), and
+# so is every directory of tests, benchmarks and tools, with the flags its Makefile compiles it
+# with: -D_GNU_SOURCE -Ishared and those below. cppcheck reads the sources a program takes from
+# elsewhere along with its own, for the checks that follow calls from file to file. Any finding
+# fails the run, printed after the name of the tool that found it. LINT_JOBS: files at once.
+LINT_DIRS  := $(STAGES) tests/unit tests/fuzz tests/bench/parser tests/bench/router \
+              tests/bench/ceiling tests/bench/echoload tools
+LINT_SRCS  := $(wildcard shared/*.c $(addsuffix /*.c,$(LINT_DIRS)))
+LINT_JOBS  ?= $(shell nproc)
+LINT_FLAGS := -D_GNU_SOURCE -Ishared
+
+# tests/unit also with the parser's byte loops for CPUs without SSE2, as http_parse_test_scalar
+# is built; everything else as it is built for x86-64, with SSE2.
+LINT_FLAGS_tests/unit         := -Istage4-router -DHTTP_PARSE_COUNT_WORK -U__SSE2__
+LINT_FLAGS_tests/bench/router := -Istage4-router
+LINT_WITH_tests/unit          := shared/http_parse.c stage4-router/router.c
+LINT_WITH_tests/fuzz          := shared/http_parse.c
+LINT_WITH_tests/bench/parser  := shared/http_parse.c
+LINT_WITH_tests/bench/router  := stage4-router/router.c
+lint_with = $(if $(filter stage%,$(1)),$(wildcard shared/*.c),$(LINT_WITH_$(1)))
+
+CPPCHECK := cppcheck --quiet --error-exitcode=1 --inline-suppr --std=c11 \
+            --enable=warning,style,performance,portability -D__SSE2__ \
+            --library=posix --library=tools/lint/cppcheck.cfg \
+            --suppressions-list=tools/lint/cppcheck-suppressions.txt \
+            --template='cppcheck: {file}:{line}:{column}: {severity}: {message} [{id}]'
+
+lint: deps
+	@$(MAKE) --no-print-directory -k -j$(LINT_JOBS) -Otarget \
+		$(addprefix lint-cppcheck/,$(LINT_DIRS)) $(addprefix lint-clang-tidy/,$(LINT_SRCS)) || \
+		{ echo "make lint: fix the findings above, or silence a false one, saying why" >&2; \
+		  exit 1; }
+	@echo "make lint: cppcheck and clang-tidy found nothing"
+
+lint-cppcheck/%: FORCE
+	@echo "cppcheck $*"
+	@$(CPPCHECK) $(LINT_FLAGS) $(LINT_FLAGS_$*) $(wildcard $*/*.c) $(call lint_with,$*)
+
+# clang-tidy's output, with its chatter, is shown only when there are findings.
+lint-clang-tidy/%: FORCE
+	@echo "clang-tidy $*"
+	@out=$$(clang-tidy --quiet --warnings-as-errors='*' $* -- -std=c17 $(LINT_FLAGS) \
+		$(LINT_FLAGS_$(patsubst %/,%,$(dir $*))) 2>&1) || \
+		{ printf '%s\n' "$$out" | sed -e '/^[0-9]* warnings* generated\.$$/d' \
+		  -e 's/^/clang-tidy: /'; exit 1; }
+
+FORCE:
+
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
 		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES))" >&2; exit 2; }
@@ -107,4 +158,4 @@ clean:
 		$(MAKE) -C $$d clean; done
 	rm -f tools/uring-probe
 
-.PHONY: all $(STAGES) run test fuzz bench-parser bench-router bench docs diff deps clean
+.PHONY: all $(STAGES) run test fuzz bench-parser bench-router bench docs lint diff deps clean FORCE

@@ -173,7 +173,7 @@ static int hex_value(char c)
 
 static char ascii_lower(char c)
 {
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    return (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
 }
 
 static struct http_slice make_slice(const char *ptr, size_t len)

@@ -84,6 +84,7 @@ long listener_port(int fd)
     socklen_t len = sizeof addr;
     if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
         return -1;
+    // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): LLVM issue 60482
     if (addr.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
     return ntohs(((struct sockaddr_in *)&addr)->sin_port);
@@ -100,6 +101,7 @@ void listener_announce(int fd)
     }
     char host[INET6_ADDRSTRLEN];
     unsigned port;
+    // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): LLVM issue 60482
     if (addr.ss_family == AF_INET6) {
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);

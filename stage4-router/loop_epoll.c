@@ -219,6 +219,7 @@ void conn_peer_name(struct conn *c, char *buf, size_t size)
     socklen_t len = sizeof addr;
     const void *ip = NULL;
     if (getpeername(c->fd, (struct sockaddr *)&addr, &len) == 0) {
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): LLVM issue 60482
         if (addr.ss_family == AF_INET)
             ip = &((struct sockaddr_in *)&addr)->sin_addr;
         else if (addr.ss_family == AF_INET6)

@@ -448,6 +448,7 @@ void conn_peer_name(struct conn *c, char *buf, size_t size)
     socklen_t len = sizeof addr;
     const void *ip = NULL;
     if (getpeername(c->fd, (struct sockaddr *)&addr, &len) == 0) {
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): LLVM issue 60482
         if (addr.ss_family == AF_INET)
             ip = &((struct sockaddr_in *)&addr)->sin_addr;
         else if (addr.ss_family == AF_INET6)
@@ -1380,6 +1381,7 @@ static void explain_setup_failure(int err, char *buf, size_t size)
     int disabled = 0;
     FILE *sysctl = fopen("/proc/sys/kernel/io_uring_disabled", "r");
     if (sysctl != NULL) {
+        // NOLINTNEXTLINE(cert-err34-c): the kernel writes 0, 1 or 2 there, nothing to overflow
         if (fscanf(sysctl, "%d", &disabled) != 1)
             disabled = 0;
         fclose(sysctl);

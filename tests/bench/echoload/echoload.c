@@ -18,6 +18,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -40,6 +41,22 @@ struct conn {
 
 /* pattern[i] = i % PERIOD, long enough to compare a whole read or write at any phase. */
 static unsigned char pattern[CHUNK * 4 + PERIOD];
+
+/* An option's value, or -1 (which the checks in main refuse) unless all of it is a number:
+ * atoi and atof would take "80x" for 80, and "x" for 0. */
+static long whole_number(const char *s)
+{
+    char *end;
+    long n = strtol(s, &end, 10);
+    return end == s || *end != '\0' || n < 0 || n > INT_MAX ? -1 : n;
+}
+
+static double real_number(const char *s)
+{
+    char *end;
+    double n = strtod(s, &end);
+    return end == s || *end != '\0' ? -1 : n;
+}
 
 static double now(void)
 {
@@ -67,13 +84,13 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--host") == 0)
             host = argv[i + 1];
         else if (strcmp(argv[i], "--port") == 0)
-            port = atoi(argv[i + 1]);
+            port = (int)whole_number(argv[i + 1]);
         else if (strcmp(argv[i], "--connections") == 0)
-            connections = atol(argv[i + 1]);
+            connections = whole_number(argv[i + 1]);
         else if (strcmp(argv[i], "--seconds") == 0)
-            seconds = atof(argv[i + 1]);
+            seconds = real_number(argv[i + 1]);
         else if (strcmp(argv[i], "--window") == 0)
-            window = atol(argv[i + 1]);
+            window = whole_number(argv[i + 1]);
         else
             port = -1, i = argc; /* unknown option: print usage below */
     }
@@ -120,6 +137,7 @@ int main(int argc, char **argv)
     unsigned char buf[CHUNK * 4];
     double start = now(), end = start + seconds;
     struct epoll_event events[256];
+    // NOLINTNEXTLINE(cert-flp30-c,clang-analyzer-security.FloatLoopCounter): t is the clock
     for (double t = start; t < end; t = now()) {
         int ready = epoll_wait(epfd, events, 256, (int)((end - t) * 1000) + 1);
         for (int i = 0; i < ready; i++) {
