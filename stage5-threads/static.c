@@ -12,7 +12,8 @@
  * So the kernel does the resolving, and enforces the rule while it does: openat2() with
  * RESOLVE_BENEATH, relative to a descriptor of the root, fails with EXDEV whenever a
  * "..", an absolute path or a symbolic link would take the lookup above the root, at any
- * step, atomically. Links that stay inside the root still work. (Linux 5.6 and later.)
+ * step, atomically. Links that stay inside the root still work. (Linux 5.6 and later;
+ * where openat2() is missing, see open_walking().)
  *
  * Serving: sendfile() from the page cache to the socket, never the whole file in our
  * memory; Last-Modified and a strong ETag, with 304 for If-None-Match and
@@ -27,7 +28,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,13 +39,64 @@
 #include <unistd.h>
 
 static int root_fd = -1;
+static bool have_openat2 = true; /* until the kernel says ENOSYS */
+
+/*
+ * Without openat2() (Linux before 5.6, or valgrind 3.19, which does not know the call), the
+ * walk is done here: one component at a time, each opened relative to the directory reached
+ * so far with O_NOFOLLOW, so that no symbolic link is ever followed (ELOOP for a link at the
+ * end, ENOTDIR for one on the way), and ".." and absolute paths refused outright (EXDEV).
+ * Stricter than RESOLVE_BENEATH, which follows links that stay inside the root, and as safe:
+ * nothing but real directories below dir_fd is ever looked up.
+ */
+static int open_walking(int dir_fd, const char *path, int flags)
+{
+    if (*path == '/') {
+        errno = EXDEV;
+        return -1;
+    }
+    int at = dir_fd; /* the directory reached so far; ours to close unless it is dir_fd */
+    for (;;) {
+        size_t len = strcspn(path, "/");
+        bool slash = path[len] == '/';
+        const char *rest = path + len + strspn(path + len, "/");
+        bool last = *rest == '\0';
+        char name[NAME_MAX + 1];
+        int fd = -1;
+        if (len > NAME_MAX) {
+            errno = ENAMETOOLONG;
+        } else if (len == 2 && path[0] == '.' && path[1] == '.') {
+            errno = EXDEV;
+        } else {
+            memcpy(name, path, len);
+            name[len] = '\0';
+            const char *step = len == 0 ? "." : name; /* "" is the directory reached */
+            if (last)
+                fd = openat(at, step, flags | O_NOFOLLOW | (slash ? O_DIRECTORY : 0));
+            else
+                fd = openat(at, step, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (at != dir_fd) {
+            int saved = errno;
+            close(at);
+            errno = saved;
+        }
+        if (fd < 0 || last)
+            return fd;
+        at = fd;
+        path = rest;
+    }
+}
 
 /* glibc 2.36 has no wrapper for openat2 yet. */
 static int open_beneath(int dir_fd, const char *path)
 {
+    /* O_NONBLOCK: opening a FIFO someone left in the root must not block the loop. */
+    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    if (!have_openat2)
+        return open_walking(dir_fd, path, flags);
     struct open_how how = {
-        /* O_NONBLOCK: opening a FIFO someone left in the root must not block the loop. */
-        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .flags = (uint64_t)flags,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
     return (int)syscall(SYS_openat2, dir_fd, path, &how, sizeof how);
@@ -56,9 +110,14 @@ bool static_open_root(const char *root, char *err, size_t errlen)
         return false;
     }
     int probe = open_beneath(root_fd, ".");
+    if (probe < 0 && errno == ENOSYS) {
+        have_openat2 = false;
+        log_info("openat2() is missing: files are opened one directory at a time, and "
+                 "symbolic links under --root are not followed");
+        probe = open_beneath(root_fd, ".");
+    }
     if (probe < 0) {
-        snprintf(err, errlen, "openat2: %s%s", strerror(errno),
-                 errno == ENOSYS ? " (static files need Linux 5.6 or later)" : "");
+        snprintf(err, errlen, "opening --root: %s", strerror(errno));
         return false;
     }
     close(probe);

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+import seccomp
 from client import scaled
 from stages import KNOWN_CAPABILITIES, STAGES, Stage, decide
 
@@ -189,16 +190,17 @@ class Server:
     hand on the same port, for replaying a failure), listening_line.
     """
 
-    def __init__(self, binary, args, stderr_path, nofile=None):
+    def __init__(self, binary, args, stderr_path, nofile=None, refuse=()):
         self.command = server_command(binary, "--port", "0", *args)
         self.stderr_path = stderr_path
         self.signalled = False  # the test sent a signal itself
         self.stopped = False
         self.nofile = nofile
+        self.refusal = seccomp.refusal(refuse) if refuse else None
         with open(stderr_path, "wb") as stderr:  # a file: a pipe could fill up
             self.process = subprocess.Popen(
                 self.command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=stderr, preexec_fn=self._set_limits if nofile else None,
+                stderr=stderr, preexec_fn=self._prepare if nofile or refuse else None,
             )
         self.pid = self.process.pid
         self.listening_line, self.extra_stdout = self._read_listening_line()
@@ -208,10 +210,14 @@ class Server:
         self.host, self.port = match[1], int(match[2])
         self.command_line = shlex.join([str(binary), "--port", str(self.port), *args])
 
-    def _set_limits(self):
-        """In the child, before exec: the descriptor limit the test asked for."""
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
+    def _prepare(self):
+        """In the child, before exec: the descriptor limit and the refused system calls
+        the test asked for."""
+        if self.nofile:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
+        if self.refusal:
+            self.refusal()
 
     def cpu_seconds(self):
         """User plus system CPU time the server has used so far, from /proc/PID/stat."""
@@ -339,19 +345,23 @@ def server_binary(stage):
 
 @pytest.fixture
 def start_server(stage, server_binary, tmp_path, request):
-    """start_server(*args, nofile=None) starts the stage's server and returns a Server.
+    """start_server(*args, nofile=None, refuse=()) starts the stage's server and returns
+    a Server.
 
     The command is `server --port 0`, the stage's default arguments, then
-    `args`; `nofile` sets its descriptor limit (RLIMIT_NOFILE, soft).  At the end of the test every server started is sent SIGTERM
+    `args`; `nofile` sets its descriptor limit (RLIMIT_NOFILE, soft), and the
+    system calls named in `refuse` fail with ENOSYS in it (seccomp.py).  At the end of the test every server started is sent SIGTERM
     and must exit with status 0; a server that died during the test fails it.
     """
     servers = []
 
-    def start(*args, nofile=None):
+    def start(*args, nofile=None, refuse=()):
         stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
         extra = shlex.split(request.config.getoption("server_args"))
+        if refuse and (reason := seccomp.unsupported_reason(refuse)):
+            pytest.skip(reason)
         servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path,
-                              nofile=nofile))
+                              nofile=nofile, refuse=refuse))
         return servers[-1]
 
     yield start

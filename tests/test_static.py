@@ -240,13 +240,49 @@ def test_missing_file_gets_404(site_server, target):
         conn.expect_response(404)
 
 
+def lacks_openat2(server):
+    """Whether the server said at start that it walks paths itself (static.c's
+    open_walking()): on a kernel before 5.6, under valgrind, or under KERNELS' refusal."""
+    return "openat2() is missing" in server.stderr_path.read_text(errors="replace")
+
+
+# How the server may find files: with openat2(), or as on a kernel without it.
+KERNELS = {"openat2": (), "without-openat2": ("openat2",)}
+
+
 @pytest.mark.needs("http", "static")
-def test_symlink_inside_the_root_is_followed(site_server):
-    """A symbolic link to a file inside the root is served like that file."""
-    with HttpConnection(site_server) as conn:
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_symlink_inside_the_root_is_followed(start_server, site, kernel):
+    """A symbolic link to a file inside the root is served like that file.  Without
+    openat2() the server cannot follow a link safely, so it follows none: 404."""
+    server = start_server("--root", str(site), refuse=KERNELS[kernel])
+    with HttpConnection(server) as conn:
         conn.send(request("GET", "/alias.txt"))
-        conn.expect_response(200, body=GUIDE,
-                             headers={"Content-Type": "text/plain; charset=utf-8"})
+        if lacks_openat2(server):
+            conn.expect_response(404)
+        else:
+            conn.expect_response(200, body=GUIDE,
+                                 headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+@pytest.mark.needs("http", "static")
+def test_without_openat2_files_and_directories_are_still_served(start_server, site):
+    """On a kernel without openat2() (seccomp makes it fail with ENOSYS), the
+    server says so at start and walks each path itself: files, nested
+    directories' index.html and the redirect for a missing slash all work."""
+    server = start_server("--root", str(site), refuse=("openat2",))
+    assert lacks_openat2(server), (
+        f"with openat2() refused, the server should say it walks paths itself; "
+        f"stderr:\n{server.stderr_tail()}")
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/docs/guide.txt"))
+        conn.expect_response(200, body=GUIDE)
+        conn.send(request("GET", "/nested//deeper/./"))
+        conn.expect_response(200, body=b"<!doctype html><title>deeper</title>\n")
+        conn.send(request("GET", "/docs"))
+        conn.expect_response(301, headers={"Location": "/docs/"})
+        conn.send(request("GET", "/docs/guide.txt/"))
+        conn.expect_response(404)
 
 
 # --- Directories ----------------------------------------------------------------------------
@@ -600,7 +636,8 @@ def fortress(tmp_path_factory):
          "symlink-to-file", "symlink-to-dir", "symlink-to-dir-index", "symlink-to-dir-no-slash",
          "absolute-symlink"],
 )
-def test_nothing_outside_the_root_is_served(start_server, fortress, target):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_nothing_outside_the_root_is_served(start_server, fortress, target, kernel):
     """No path, however encoded, reaches outside --root: not "..", not "%2e%2e",
     not "%2f", not a symbolic link pointing out (RFC 9110 section 17.3,
     "Attacks Based on File and Path Names").  The answer may be 400, 403 or
@@ -610,8 +647,9 @@ def test_nothing_outside_the_root_is_served(start_server, fortress, target):
 
     The checks are on the decoded path, once (RFC 3986 section 5.2.4 removes
     dot segments; a server that checks before decoding lets "%2e%2e" through).
+    Each target is tried with openat2() and as on a kernel without it.
     """
-    server = start_server("--root", str(fortress / "root"))
+    server = start_server("--root", str(fortress / "root"), refuse=KERNELS[kernel])
     with HttpConnection(server) as conn:
         conn.send(request("GET", target))
         response = conn.read_response()
