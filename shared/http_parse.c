@@ -370,10 +370,13 @@ static ssize_t scan_target(const char *target, const char *end, struct target_ma
             marks->has_brackets = true;
             s++;
         } else if (c == '%') {
+            /* Two hex digits must follow. Judge those that have come, even if the other has
+             * not: "%" then a line end is wrong already, and must be reported as soon as the
+             * line end has come (see WHEN AN ERROR IS REPORTED), not one byte later. */
+            if ((stop - s > 1 && hex_value(s[1]) < 0) || (stop - s > 2 && hex_value(s[2]) < 0))
+                return -400;
             if (stop - s < 3)
                 break; /* its digits have not come yet, or would pass the limit */
-            if (hex_value(s[1]) < 0 || hex_value(s[2]) < 0)
-                return -400;
             s += 3;
         } else {
             return -400;
