@@ -17,6 +17,7 @@ while it is still running.
 
 import os
 import random
+import shlex
 import socket
 import struct
 import threading
@@ -28,11 +29,28 @@ KiB = 1024
 MiB = 1024 * KiB
 
 
+def instrumentation():
+    """What slows the server under test down, in a few words, or None for a plain build.
+
+    SERVER_WRAPPER runs it under a tool (valgrind); SANITIZE (`make SANITIZE=1 test`
+    sets it in the environment, and the stage's make reads it there) builds it with
+    sanitizers.
+    """
+    wrapper = shlex.split(os.environ.get("SERVER_WRAPPER", ""))
+    if wrapper:
+        return os.path.basename(wrapper[0])
+    sanitize = os.environ.get("SANITIZE", "")
+    return {"": None, "1": "ASan+UBSan", "thread": "TSan"}.get(sanitize, f"SANITIZE={sanitize}")
+
+
+INSTRUMENTATION = instrumentation()
+
+
 def _timeout_scale():
-    """Factor for every timeout: larger when the server runs under valgrind."""
+    """Factor for every timeout: larger when the server runs under valgrind or a sanitizer."""
     if os.environ.get("TIMEOUT_SCALE"):
         return float(os.environ["TIMEOUT_SCALE"])
-    return 3.0 if os.environ.get("SERVER_WRAPPER") else 1.0
+    return 3.0 if INSTRUMENTATION else 1.0
 
 
 TIMEOUT_SCALE = _timeout_scale()

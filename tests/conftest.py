@@ -11,11 +11,24 @@ stages.py.  Tests that use none of these fixtures run once, as usual.
 
 Environment:
     SERVER_WRAPPER  prepended to the server's command line, for example
-                    "valgrind --error-exitcode=99 -q"
-    TIMEOUT_SCALE   multiplies every timeout (default: 3 with a wrapper, else 1)
+                    "valgrind --error-exitcode=99 -q" (what `make memcheck` uses)
+    SANITIZE        read by the stages' Makefiles: 1 builds with ASan and UBSan,
+                    thread with TSan; `make SANITIZE=1 test` sets it
+    TIMEOUT_SCALE   multiplies every timeout (default: 3 with a wrapper or
+                    sanitizers, else 1)
 
 The build runs `make -C stageN-name` with the environment of pytest
-itself, so `make SANITIZE=1 test` reaches it through MAKEFLAGS.
+itself, so `make SANITIZE=1 test` reaches it.
+
+Under a wrapper or sanitizers (client.INSTRUMENTATION):
+  * a server whose tool reported errors fails the test with the tool's report:
+    valgrind's, recognised by its --error-exitcode, or a sanitizer's, recognised
+    in the server's stderr, whatever the exit status;
+  * a test marked @pytest.mark.uninstrumented("what it measures") is skipped:
+    it measures the server process itself (its memory, its system calls, its
+    speed), which the tool changes;
+  * a test that starts no server of a stage is skipped: the tool is not involved,
+    and the plain run covers it.
 """
 
 import os
@@ -31,7 +44,7 @@ from pathlib import Path
 import pytest
 
 import seccomp
-from client import scaled
+from client import INSTRUMENTATION, scaled
 from stages import KNOWN_CAPABILITIES, STAGES, Stage, decide
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,30 +117,55 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Apply the needs-marker rule: run, strict xfail or skip (see stages.py)."""
+    """Apply the needs-marker rule: run, strict xfail or skip (see stages.py); then,
+    under a wrapper or sanitizers, skip what they would not check or would distort."""
     for item in items:
-        marker = item.get_closest_marker("needs")
-        needs = marker.args if marker else ()
-        unknown = set(needs) - KNOWN_CAPABILITIES
-        if unknown:
+        uninstrumented = item.get_closest_marker("uninstrumented")
+        if uninstrumented and len(uninstrumented.args) != 1:
             raise pytest.UsageError(
-                f"{item.nodeid}: unknown capability {', '.join(sorted(unknown))}; "
-                f"stages.py knows {', '.join(sorted(KNOWN_CAPABILITIES))}"
+                f"{item.nodeid}: @uninstrumented takes one argument, what the test measures")
+        if not apply_needs(item) and INSTRUMENTATION:
+            skip_if_instrumented(item)
+
+
+def apply_needs(item):
+    """Mark the item as the stage table says; True if that skips it."""
+    marker = item.get_closest_marker("needs")
+    needs = marker.args if marker else ()
+    unknown = set(needs) - KNOWN_CAPABILITIES
+    if unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: unknown capability {', '.join(sorted(unknown))}; "
+            f"stages.py knows {', '.join(sorted(KNOWN_CAPABILITIES))}"
+        )
+    if "stage" not in item.fixturenames:
+        if marker:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @needs applies to tests that use a stage or server fixture"
             )
-        if "stage" not in item.fixturenames:
-            if marker:
-                raise pytest.UsageError(
-                    f"{item.nodeid}: @needs applies to tests that use a stage or server fixture"
-                )
-            continue
-        stage = item.callspec.params["stage"]
-        if not isinstance(stage, Stage):
-            continue  # no stage selected: pytest skips the test ("empty parameter set")
-        outcome, reason = decide(stage, needs)
-        if outcome == "xfail":
-            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
-        elif outcome == "skip":
-            item.add_marker(pytest.mark.skip(reason=reason))
+        return False
+    stage = item.callspec.params["stage"]
+    if not isinstance(stage, Stage):
+        return True  # no stage selected: pytest skips the test ("empty parameter set")
+    outcome, reason = decide(stage, needs)
+    if outcome == "xfail":
+        item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+    elif outcome == "skip":
+        item.add_marker(pytest.mark.skip(reason=reason))
+    return outcome == "skip"
+
+
+def skip_if_instrumented(item):
+    """Under a wrapper or sanitizers: skip what they would not check or would distort."""
+    if "stage" not in item.fixturenames:
+        item.add_marker(pytest.mark.skip(
+            reason=f"starts no stage's server, so {INSTRUMENTATION} checks nothing here "
+                   f"(the plain run covers it)"))
+        return
+    marker = item.get_closest_marker("uninstrumented")
+    if marker:
+        item.add_marker(pytest.mark.skip(
+            reason=f"measures {marker.args[0]}, which {INSTRUMENTATION} changes"))
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -181,6 +219,49 @@ def describe_status(status):
     if status < 0:
         return f"signal {-status} ({signal.Signals(-status).name})"
     return f"exit status {status}"
+
+
+# --- Reports of valgrind and the sanitizers --------------------------------------
+
+WRAPPER = shlex.split(os.environ.get("SERVER_WRAPPER", ""))
+# The exit status by which the wrapper says it found errors (valgrind's --error-exitcode).
+WRAPPER_ERROR_STATUS = next(
+    (int(arg.split("=", 1)[1]) for arg in WRAPPER if arg.startswith("--error-exitcode=")), None
+)
+# The first line of a report: valgrind prefixes each of its lines with ==PID==, as ASan and
+# LeakSanitizer do their ERROR lines; then TSan's warnings and UBSan's one-line errors.
+REPORT_START = re.compile(r"^==\d+==|^WARNING: ThreadSanitizer:|^\S+: runtime error: ", re.M)
+SANITIZER_ERROR = re.compile(
+    r"^==\d+==ERROR: \w+Sanitizer|^WARNING: ThreadSanitizer:|^\S+: runtime error: ", re.M
+)
+REPORT_LIMIT = 12000
+# UBSan prints one line per error unless asked for the stack too.
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+
+
+def tool_report(text):
+    """Valgrind's or a sanitizer's output in a server's stderr, from its first line
+    (the first error is the one to fix), or None if there is none."""
+    match = REPORT_START.search(text)
+    if not match:
+        return None
+    report = text[match.start():]
+    if len(report) > REPORT_LIMIT:
+        report = report[:REPORT_LIMIT] + f"\n[... {len(report) - REPORT_LIMIT} characters more ...]"
+    return report
+
+
+def tool_failure(status, stderr):
+    """Why the server failed the wrapper's or a sanitizer's checks, or None.
+
+    Valgrind says so with its --error-exitcode.  A sanitizer's report fails the test
+    whatever the exit status: an UBSan error built to recover would not change it."""
+    if WRAPPER_ERROR_STATUS is not None and status == WRAPPER_ERROR_STATUS:
+        return (f"{os.path.basename(WRAPPER[0])} found errors (exit status {status}, "
+                f"its --error-exitcode)")
+    if SANITIZER_ERROR.search(stderr):
+        return f"a sanitizer found errors ({describe_status(status)})"
+    return None
 
 
 class Server:
@@ -251,14 +332,22 @@ class Server:
         if self.process.poll() is None:
             self.process.kill()
         status = self.process.wait()
+        ended = tool_failure(status, self.stderr_text()) or f"ended with {describe_status(status)}"
         pytest.fail(
-            f"{shlex.join(self.command)}: {problem}; server ended with "
-            f"{describe_status(status)}\nstderr:\n{self.stderr_tail()}",
+            f"{shlex.join(self.command)}: {problem}; server {ended}\nstderr:\n{self.stderr_tail()}",
             pytrace=False,
         )
 
+    def stderr_text(self):
+        return self.stderr_path.read_bytes().decode(errors="replace")
+
     def stderr_tail(self, limit=4000):
-        text = self.stderr_path.read_bytes().decode(errors="replace")
+        """The end of the server's stderr; or, if valgrind or a sanitizer wrote a
+        report there, the report from its first line."""
+        text = self.stderr_text()
+        report = tool_report(text)
+        if report:
+            return report
         if len(text) > limit:
             text = f"[... {len(text) - limit} characters before ...]\n" + text[-limit:]
         return text or "(empty)"
@@ -276,13 +365,18 @@ class Server:
         self.process.send_signal(signum)
 
     def wait_for_exit(self, timeout):
-        """The exit status, once the server has exited by itself."""
+        """The exit status, once the server has exited by itself; an error if
+        valgrind or a sanitizer found errors."""
         try:
-            return self.process.wait(timeout=scaled(timeout))
+            status = self.process.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
             raise AssertionError(
                 f"server still running {scaled(timeout):g} s later; stderr:\n{self.stderr_tail()}"
             ) from None
+        failure = tool_failure(status, self.stderr_text())
+        if failure:
+            raise AssertionError(f"{failure}; stderr:\n{self.stderr_tail()}")
+        return status
 
     def rss_kib(self):
         """Resident memory of the server process, from /proc/PID/status."""
@@ -308,7 +402,10 @@ class Server:
             status = None
         self.extra_stdout += self.process.stdout.read()
         self.process.stdout.close()
-        if died_during_test:
+        failure = None if status is None else tool_failure(status, self.stderr_text())
+        if failure:
+            problem = f"server died during the test: {failure}" if died_during_test else failure
+        elif died_during_test:
             problem = f"server died during the test with {describe_status(status)}"
         elif status is None:
             problem = (
@@ -323,8 +420,7 @@ class Server:
 
 
 def server_command(binary, *args):
-    wrapper = shlex.split(os.environ.get("SERVER_WRAPPER", ""))
-    return [*wrapper, str(binary), *args]
+    return [*WRAPPER, str(binary), *args]
 
 
 # --- Fixtures -----------------------------------------------------------------
@@ -386,7 +482,7 @@ def run_cli(server_binary):
     def run(*args):
         command = server_command(server_binary, *args)
         try:
-            return subprocess.run(
+            result = subprocess.run(
                 command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
                 text=True, errors="replace", timeout=EXIT_TIMEOUT,
             )
@@ -395,5 +491,10 @@ def run_cli(server_binary):
                 f"{shlex.join(command)} still running after {EXIT_TIMEOUT:g} s "
                 f"(did it start serving?); stdout: {timeout.stdout!r}", pytrace=False,
             )
+        failure = tool_failure(result.returncode, result.stderr)
+        if failure:
+            pytest.fail(f"{shlex.join(command)}: {failure}; stderr:\n"
+                        f"{tool_report(result.stderr) or result.stderr}", pytrace=False)
+        return result
 
     return run

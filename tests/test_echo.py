@@ -134,6 +134,7 @@ def test_idle_client_does_not_block_another(server):
 
 
 @pytest.mark.needs("echo")
+@pytest.mark.uninstrumented("the server's resident memory")
 def test_slow_reader_does_not_grow_server_memory(server, record_property):
     """A client that sends 64 MiB but does not read must not fill the server's memory.
 

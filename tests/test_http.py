@@ -844,7 +844,7 @@ def test_sigterm_closes_idle_connections_and_finishes_requests_in_flight(server)
         idle.send(request("GET", "/plaintext"))
         idle.expect_response(200, body=HELLO)
         busy.send(request("POST", "/echo", f"Content-Length: {len(body)}") + body[:15])
-        busy.expect_silence(0.2)  # also gives the server time to read the head
+        busy.expect_silence(scaled(0.2))  # also gives the server time to read the head
         server.send_signal(signal.SIGTERM)
         idle.expect_close(within=1)
         busy.send(body[15:])

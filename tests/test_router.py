@@ -417,18 +417,20 @@ def test_slow_handler_does_not_stall_other_clients(server):
     Stage 4 runs handlers on its one event-loop thread, so the sleep stalls
     every connection: this is an expected failure there.  Stage 5 runs them
     on a pool of worker threads.  The slow response is read before the check,
-    so the test ends with no request in flight either way.
+    so the test ends with no request in flight either way.  The delay scales
+    with the other times: it must stay well above the 0.5 s allowed.
     """
+    delay_ms = round(scaled(1500))
     with HttpConnection(server) as slow, HttpConnection(server) as quick:
-        slow.send(request("GET", "/delay/1500"))
-        time.sleep(0.1)  # the server is in the slow handler by now
+        slow.send(request("GET", f"/delay/{delay_ms}"))
+        time.sleep(scaled(0.1))  # the server is in the slow handler by now
         started = time.monotonic()
         quick.send(request("GET", "/plaintext"))
         quick.expect_response(200, body=HELLO)
         waited = time.monotonic() - started
-        slow.expect_response(200, body=b"waited 1500 ms\n")
+        slow.expect_response(200, body=f"waited {delay_ms} ms\n".encode())
         quick.check(
             waited <= scaled(0.5),
-            f"GET /plaintext took {waited:.2f} s while another client's GET /delay/1500 "
+            f"GET /plaintext took {waited:.2f} s while another client's GET /delay/{delay_ms} "
             f"was being handled; expected at most {scaled(0.5):g} s",
         )

@@ -31,6 +31,7 @@ def total_calls(summary):
 
 
 @pytest.mark.needs("http", "batched-io")
+@pytest.mark.uninstrumented("the server's system calls")
 def test_pipelined_requests_cost_few_system_calls(start_server, tmp_path):
     """4000 requests pipelined 16 deep on one connection cost the server at most 0.1
     system calls each, counted by strace attached to all its threads (RFC 9112

@@ -40,10 +40,11 @@ def test_full_queue_answers_503_with_retry_after(start_server):
     served."""
     server = start_server("--workers", "1", "--queue", "1")
     conns = [HttpConnection(server) for _ in range(3)]
+    delay_ms = round(scaled(600))  # above the 0.4 s the 503 may take, with other times
     try:
         for conn in conns:
-            conn.send(request("GET", "/delay/600"))
-            time.sleep(0.05)  # in this order: running, waiting, refused
+            conn.send(request("GET", f"/delay/{delay_ms}"))
+            time.sleep(scaled(0.05))  # in this order: running, waiting, refused
         started = time.monotonic()
         refused = conns[2].expect_response(503)
         conns[2].check(refused.header("Retry-After") is not None, "503 without Retry-After")
@@ -51,7 +52,7 @@ def test_full_queue_answers_503_with_retry_after(start_server):
             time.monotonic() - started < scaled(0.4), "the 503 came only after the work was done"
         )
         for conn in conns[:2]:
-            conn.expect_response(200, body=b"waited 600 ms\n")
+            conn.expect_response(200, body=f"waited {delay_ms} ms\n".encode())
     finally:
         for conn in conns:
             conn.close()
@@ -63,11 +64,13 @@ def test_stop_waits_for_a_request_at_a_worker(start_server):
     done, the response goes out marked as the last one (Connection: close,
     RFC 9112 section 9.6), and the server exits with status 0."""
     server = start_server()
+    delay_ms = round(scaled(500))  # longer than the wait before SIGTERM, with other times
     with HttpConnection(server) as conn:
-        conn.send(request("GET", "/delay/500"))
-        time.sleep(0.15)  # the job is at a worker by now
+        conn.send(request("GET", f"/delay/{delay_ms}"))
+        time.sleep(scaled(0.15))  # the job is at a worker by now
         server.send_signal(signal.SIGTERM)
-        conn.expect_response(200, body=b"waited 500 ms\n", headers={"Connection": "close"})
+        conn.expect_response(200, body=f"waited {delay_ms} ms\n".encode(),
+                             headers={"Connection": "close"})
         conn.expect_close()
     assert server.wait_for_exit(10) == 0
 
