@@ -197,10 +197,14 @@ def test_out_of_descriptors_serves_its_clients_sheds_the_rest_and_recovers(stage
         clients = [stack.enter_context(Pinger(server, stage)) for _ in range(NOFILE + 36)]
         for client in clients:
             client.send_ping()
-        outcomes = {client: client.outcome(scaled(2.0)) for client in clients}
+        deadline = time.monotonic() + scaled(2.0)  # one wait for all: answers come meanwhile
+        outcomes = {client: client.outcome(max(0.0, deadline - time.monotonic()))
+                    for client in clients}
         served = [client for client, outcome in outcomes.items() if outcome == "answered"]
         tally = {o: list(outcomes.values()).count(o) for o in ("answered", "closed", "waiting")}
-        assert len(served) >= NOFILE // 2, (
+        # About 50 fit; fewer may be answered in time when one of two loops has lost its
+        # spare descriptor and waits for its next sweep, or a sanitizer slows it down.
+        assert len(served) >= NOFILE // 4, (
             f"only {len(served)} of {len(clients)} clients were served under a descriptor "
             f"limit of {NOFILE}: {tally}")
 
