@@ -112,11 +112,14 @@ LINT_JOBS  ?= $(shell nproc)
 LINT_FLAGS := -D_GNU_SOURCE -Ishared
 
 # tests/unit also with the parser's byte loops for CPUs without SSE2, as http_parse_test_scalar
-# is built; everything else as it is built for x86-64, with SSE2.
+# is built; everything else as it is built for x86-64, with SSE2. tests/fuzz takes stage 6's
+# router, percent-decoding and static files, as tests/fuzz/Makefile builds them.
 LINT_FLAGS_tests/unit         := -Istage4-router -DHTTP_PARSE_COUNT_WORK -U__SSE2__
 LINT_FLAGS_tests/bench/router := -Istage4-router
+LINT_FLAGS_tests/fuzz         := -Istage6-uring
 LINT_WITH_tests/unit          := shared/http_parse.c stage4-router/router.c
-LINT_WITH_tests/fuzz          := shared/http_parse.c
+LINT_WITH_tests/fuzz          := shared/http_parse.c shared/log.c $(addprefix stage6-uring/,\
+                                 percent.c static.c mime.c exchange.c router.c)
 LINT_WITH_tests/bench/parser  := shared/http_parse.c
 LINT_WITH_tests/bench/router  := stage4-router/router.c
 lint_with = $(if $(filter stage%,$(1)),$(wildcard shared/*.c),$(LINT_WITH_$(1)))

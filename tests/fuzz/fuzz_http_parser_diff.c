@@ -204,8 +204,8 @@ static int on_headers_complete(http_parser *p)
 {
     struct theirs *t = p->data;
     struct view *v = t->v;
-    const char *method = http_method_str((enum http_parser_method)p->method);
-    v->method = (struct slice){method, strlen(method)};
+    const char *name = http_method_str((enum http_parser_method)p->method);
+    v->method = (struct slice){name, strlen(name)};
     v->major = p->http_major;
     v->minor = p->http_minor;
     v->keep_alive = http_should_keep_alive(p);
@@ -536,6 +536,12 @@ static bool contains(struct slice s, const char *any_of)
     return false;
 }
 
+static bool starts_with_nocase(struct slice s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return s.len >= n && strncasecmp(s.ptr, prefix, n) == 0;
+}
+
 /* The next line of lines (CRLF-terminated) at *pos, or false at the end. */
 static bool next_line(struct slice lines, size_t *pos, struct slice *line)
 {
@@ -777,9 +783,9 @@ static bool valid_target_form(struct slice method, struct slice t)
         return method.len == 7 && memcmp(method.ptr, "OPTIONS", 7) == 0;
     if (method.len == 7 && memcmp(method.ptr, "CONNECT", 7) == 0)
         return valid_host(t);
-    size_t scheme = t.len >= 7 && strncasecmp(t.ptr, "http://", 7) == 0    ? 7
-                    : t.len >= 8 && strncasecmp(t.ptr, "https://", 8) == 0 ? 8
-                                                                           : 0;
+    size_t scheme = starts_with_nocase(t, "http://")    ? 7
+                    : starts_with_nocase(t, "https://") ? 8
+                                                        : 0;
     if (scheme == 0)
         return false;
     const char *query = memchr(t.ptr, '?', t.len);
@@ -830,7 +836,9 @@ static struct slice line_at(const struct diff *d, size_t i)
 /* The byte where http_parser found its error, or 0. */
 static char theirs_error_byte(const struct diff *d)
 {
-    return d->theirs->error_at < d->size ? d->buf[d->theirs->error_at] : '\0';
+    if (d->theirs->error_at >= d->size)
+        return '\0';
+    return d->buf[d->theirs->error_at];
 }
 
 /* 1. Line ends: CRLF only; a bare LF or a bare CR is a 400. */
@@ -923,12 +931,13 @@ static bool target_characters(const struct diff *d)
         if (c == '[' || c == ']') {
             if (t.ptr[0] == '/')
                 return true; /* brackets belong in an absolute-form's host only */
-        } else if (c == '\0' || strchr(ALLOWED, c) == NULL) {
-            return true;
-        } else if (c == '%' && (i + 2 >= t.len || !isxdigit((unsigned char)t.ptr[i + 1]) ||
-                                !isxdigit((unsigned char)t.ptr[i + 2]))) {
-            return true;
+            continue;
         }
+        if (c == '\0' || strchr(ALLOWED, c) == NULL)
+            return true;
+        if (c == '%' && (i + 2 >= t.len || !isxdigit((unsigned char)t.ptr[i + 1]) ||
+                         !isxdigit((unsigned char)t.ptr[i + 2])))
+            return true;
     }
     return false;
 }
@@ -1205,37 +1214,35 @@ static bool chunked_limits(const struct diff *d)
            (ours_refused(d, 431) && d->place == TRAILER_LINE);
 }
 
-static const struct {
-    const char *name;
-    bool (*explains)(const struct diff *d);
-} DIFFERENCES[] = {
-    {"1. Line ends", line_ends},
-    {"2. obs-fold", obs_fold},
-    {"3. Whitespace in a field name", whitespace_in_field_name},
-    {"4. A control character at the start of a value", control_at_value_start},
-    {"5. Empty lines before the request line", leading_empty_lines},
-    {"6. Whitespace in the request line", request_line_whitespace},
-    {"7. HTTP/0.9", http09},
-    {"8. Versions", version},
-    {"9. Methods", method},
-    {"10. Characters in the request-target", target_characters},
-    {"11. Forms of the request-target", target_form},
-    {"12. Limits on the head", limits},
-    {"13. Host", host},
-    {"14. Content-Length", content_length},
-    {"15. Transfer-Encoding in HTTP/1.0", transfer_encoding_in_http10},
-    {"16. Transfer codings", transfer_codings},
-    {"17. Connection", connection},
-    {"18. Expect", expect},
-    {"19. Content-Length repeated", content_length_repeated},
-    {"20. Names that begin with Transfer-Encoding", transfer_encoding_prefix},
-    {"21. Framing fields in trailers", framing_fields_in_trailers},
-    {"22. Whitespace and empty list elements", whitespace_and_lists},
-    {"23. When an error is reported", judged_when_complete},
-    {"24. Chunk extensions", chunk_extensions},
-    {"25. A high byte in a chunk size", chunk_size_high_byte},
-    {"26. The CRLF after chunk data", chunk_data_crlf},
-    {"27. Limits on chunked bodies", chunked_limits},
+/* Every predicate, in DIFFERENCES.md's order; each comment is the heading there. */
+static bool (*const DIFFERENCES[])(const struct diff *d) = {
+    line_ends,                   /* 1. Line ends */
+    obs_fold,                    /* 2. obs-fold */
+    whitespace_in_field_name,    /* 3. Whitespace in a field name */
+    control_at_value_start,      /* 4. A control character at the start of a value */
+    leading_empty_lines,         /* 5. Empty lines before the request line */
+    request_line_whitespace,     /* 6. Whitespace in the request line */
+    http09,                      /* 7. HTTP/0.9 */
+    version,                     /* 8. Versions */
+    method,                      /* 9. Methods */
+    target_characters,           /* 10. Characters in the request-target */
+    target_form,                 /* 11. Forms of the request-target */
+    limits,                      /* 12. Limits on the head */
+    host,                        /* 13. Host */
+    content_length,              /* 14. Content-Length */
+    transfer_encoding_in_http10, /* 15. Transfer-Encoding in HTTP/1.0 */
+    transfer_codings,            /* 16. Transfer codings */
+    connection,                  /* 17. Connection */
+    expect,                      /* 18. Expect */
+    content_length_repeated,     /* 19. Content-Length repeated */
+    transfer_encoding_prefix,    /* 20. Names that begin with Transfer-Encoding */
+    framing_fields_in_trailers,  /* 21. Framing fields in trailers */
+    whitespace_and_lists,        /* 22. Whitespace and empty list elements */
+    judged_when_complete,        /* 23. When an error is reported */
+    chunk_extensions,            /* 24. Chunk extensions */
+    chunk_size_high_byte,        /* 25. A high byte in a chunk size */
+    chunk_data_crlf,             /* 26. The CRLF after chunk data */
+    chunked_limits,              /* 27. Limits on chunked bodies */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -1292,7 +1299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             locate_body_error(&d);
         bool explained = false;
         for (size_t i = 0; i < sizeof DIFFERENCES / sizeof DIFFERENCES[0] && !explained; i++)
-            explained = DIFFERENCES[i].explains(&d);
+            explained = DIFFERENCES[i](&d);
         if (!explained) {
             report(&d);
             fail("a difference that DIFFERENCES.md does not list");

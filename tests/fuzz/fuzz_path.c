@@ -179,17 +179,17 @@ static size_t leading_slashes(const char *path, size_t len)
 static int expected_status(const char *path, size_t len, int *file)
 {
     char name[HTTP_MAX_TARGET_LEN + sizeof "/index.html"];
-    size_t skip = leading_slashes(path, len);
-    if (len - skip + sizeof "/index.html" > sizeof name)
+    size_t skip = leading_slashes(path, len), name_len = len - skip;
+    if (name_len + sizeof "/index.html" > sizeof name)
         return 414;
-    memcpy(name, path + skip, len - skip);
-    name[len - skip] = '\0';
+    memcpy(name, path + skip, name_len);
+    name[name_len] = '\0';
 
     int at = resolve_from_root(name[0] != '\0' ? name : ".");
     if (is_directory(at)) {
         if (path[len - 1] != '/')
             return 301;
-        strcat(name, "index.html");
+        memcpy(name + name_len, "index.html", sizeof "index.html"); /* room checked above */
         at = resolve_from_root(name);
     }
     if (at < 0 || TREE[at].type != REGULAR)
@@ -213,12 +213,13 @@ static void remove_tree(void)
 
 static void make_tree(void)
 {
-    char path[PATH_MAX + 32];
+    char path[PATH_MAX + 32], real_base[PATH_MAX];
     strcpy(base, "/tmp/fuzz_path.XXXXXX");
     check(mkdtemp(base) != NULL, "mkdtemp failed");
     atexit(remove_tree);
-    check(realpath(base, root) != NULL, "realpath failed");
-    strcat(root, "/root");
+    check(realpath(base, real_base) != NULL, "realpath failed");
+    int n = snprintf(root, sizeof root, "%s/root", real_base);
+    check(n > 0 && (size_t)n < sizeof root, "the temporary directory's name is too long");
     check(mkdir(root, 0755) == 0, "mkdir failed");
 
     snprintf(path, sizeof path, "%s/secret.txt", base);
@@ -285,8 +286,10 @@ static bool is_expected_name(const char *name)
            (name[opening_len] == '\0' || strcmp(name + opening_len, "index.html") == 0);
 }
 
+// NOLINTNEXTLINE(bugprone-reserved-identifier): ld's --wrap=syscall dictates the name
 long __real_syscall(long number, ...);
 
+// NOLINTNEXTLINE(bugprone-reserved-identifier): ld's --wrap=syscall dictates the name
 long __wrap_syscall(long number, ...)
 {
     check(number == SYS_openat2, "static.c made a system call other than openat2");
@@ -354,6 +357,7 @@ void respond_file(struct exchange *x, int status, const char *content_type,
  * The target
  */
 
+// NOLINTNEXTLINE(readability-non-const-parameter): the signature libFuzzer calls
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -367,7 +371,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* The reference: '%' and two hex digits is that byte, but never NUL; any other '%' is wrong. */
+/* The reference: '%' and two hex digits is that byte, but never NUL; any other '%' is wrong.
+ * A digit's place in HEX, mod 16, is its value; strchr() would also find HEX's own NUL, so a
+ * NUL byte is never looked up. */
 static ssize_t reference_decode(const uint8_t *src, size_t len, uint8_t *out)
 {
     static const char HEX[] = "0123456789abcdef0123456789ABCDEF";
@@ -377,8 +383,8 @@ static ssize_t reference_decode(const uint8_t *src, size_t len, uint8_t *out)
             out[n++] = src[i];
             continue;
         }
-        const char *high = i + 2 < len && src[i + 1] ? memchr(HEX, src[i + 1], 32) : NULL;
-        const char *low = i + 2 < len && src[i + 2] ? memchr(HEX, src[i + 2], 32) : NULL;
+        const char *high = i + 2 < len && src[i + 1] != '\0' ? strchr(HEX, src[i + 1]) : NULL;
+        const char *low = i + 2 < len && src[i + 2] != '\0' ? strchr(HEX, src[i + 2]) : NULL;
         if (high == NULL || low == NULL)
             return -1;
         out[n] = (uint8_t)((high - HEX) % 16 * 16 + (low - HEX) % 16);
