@@ -245,6 +245,13 @@ def assert_echo(server, sent, got, why_short=None):
 # --- Connections --------------------------------------------------------------
 
 
+def reset(sock):
+    """Close abortively: SO_LINGER {on, 0 s} makes close() send a RST."""
+    linger = struct.pack("ii", 1, 0)  # struct linger {l_onoff = 1, l_linger = 0}
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+    sock.close()
+
+
 class Connection:
     """One TCP client connection to the server under test.
 
@@ -320,10 +327,7 @@ class Connection:
         )
 
     def reset(self):
-        """Close abortively: SO_LINGER {on, 0 s} makes close() send a RST."""
-        linger = struct.pack("ii", 1, 0)  # struct linger {l_onoff = 1, l_linger = 0}
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-        self.sock.close()
+        reset(self.sock)
 
     def send_until_stalled(self, quiet=0.5, chunk=64 * KiB):
         """Send without reading until nothing more goes out for `quiet` seconds.

@@ -23,13 +23,12 @@ import select
 import selectors
 import signal
 import socket
-import struct
 import time
 from contextlib import ExitStack
 
 import pytest
 
-from client import HOST, MiB, random_bytes, scaled
+from client import HOST, MiB, random_bytes, reset, scaled
 from http_client import HttpConnection, request
 
 HELLO = b"Hello, World!"
@@ -112,25 +111,16 @@ class Pinger:
             f"received {self.received[:200]!r}")
 
 
-def cpu_used_during(server, seconds, work=None):
-    """The server's CPU seconds while `work()` runs, or while we sleep `seconds`."""
+def cpu_used_during(server, work):
+    """The server's CPU seconds while `work()` runs."""
     before = server.cpu_seconds()
-    if work is not None:
-        work()
-    else:
-        time.sleep(seconds)
+    work()
     return server.cpu_seconds() - before
 
 
 def one_loop(stage):
     """Arguments that make a threaded stage run one event loop: the limits below are per loop."""
     return ("--threads", "1") if "threads" in stage.capabilities else ()
-
-
-def reset(sock):
-    """Close abortively: SO_LINGER {on, 0 s} makes close() send a RST."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 # --- Limits -------------------------------------------------------------------------------------
@@ -151,7 +141,7 @@ def test_max_conns_makes_the_next_client_wait_its_turn(stage, start_server):
             client.ping()
         fourth = stack.enter_context(Pinger(server, stage))
         fourth.send_ping()
-        cpu = cpu_used_during(server, 0, lambda: fourth.outcome(1.0))
+        cpu = cpu_used_during(server, lambda: fourth.outcome(1.0))
         assert fourth.outcome(0) == "waiting", (
             f"the fourth client, over --max-conns 3, was {fourth.outcome(0)}; "
             f"expected it to wait in the accept queue")
