@@ -12,33 +12,11 @@
  * Over-reads are caught by AddressSanitizer: every buffer is allocated at its exact size.
  */
 #include "../../shared/http_parse.h"
+#include "fuzz_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Stops the run with a message; libFuzzer then saves the input that did it. */
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_http_parse: %s\n", what);
-    abort();
-}
-
-static void check(bool ok, const char *what)
-{
-    if (!ok)
-        fail(what);
-}
-
-/* A copy of data[0..len) in a buffer of exactly len bytes, so that reading past it is caught. */
-static char *copy_of(const uint8_t *data, size_t len)
-{
-    char *copy = malloc(len ? len : 1);
-    if (copy == NULL)
-        fail("out of memory");
-    memcpy(copy, data, len);
-    return copy;
-}
 
 static bool is_known_error(ssize_t n)
 {

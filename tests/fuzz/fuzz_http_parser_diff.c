@@ -28,6 +28,7 @@
  * here it is the disagreements with another implementation that matter.
  */
 #include "../../shared/http_parse.h"
+#include "fuzz_check.h"
 
 /* Both headers name an enum http_method. http_parser's is renamed while its header is read: an
  * enum's tag is in no symbol the linker sees, so nothing else changes. */
@@ -40,27 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_http_parser_diff: %s\n", what);
-    abort(); /* libFuzzer saves the input that did it */
-}
-
-static void check(bool ok, const char *what)
-{
-    if (!ok)
-        fail(what);
-}
-
-static char *copy_of(const uint8_t *data, size_t len)
-{
-    char *copy = malloc(len ? len : 1);
-    if (copy == NULL)
-        fail("out of memory");
-    memcpy(copy, data, len);
-    return copy;
-}
 
 /* ---------------------------------------------------------------------------------------------
  * What each parser made of the input

@@ -35,6 +35,7 @@
 #include "percent.h"
 #include "response.h"
 #include "static.h"
+#include "fuzz_check.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -46,18 +47,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_path: %s\n", what);
-    abort(); /* libFuzzer saves the input that did it */
-}
-
-static void check(bool ok, const char *what)
-{
-    if (!ok)
-        fail(what);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * The tree, and a model of how a path resolves in it

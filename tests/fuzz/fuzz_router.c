@@ -26,22 +26,11 @@
  * wins. The trie finds the same one by trying children in that order and backtracking.
  */
 #include "router.h"
+#include "fuzz_check.h"
 
 #include <sanitizer/allocator_interface.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void fail(const char *what)
-{
-    fprintf(stderr, "fuzz_router: %s\n", what);
-    abort(); /* libFuzzer saves the input that did it */
-}
-
-static void check(bool ok, const char *what)
-{
-    if (!ok)
-        fail(what);
-}
 
 /* One handler per method, each a different function, so that a match shows which method's
  * handler the router returned. The router stores them and never calls them. */
