@@ -441,40 +441,36 @@ def test_ten_thousand_connections_are_held_and_served(stage, start_server, recor
 # --- Signals --------------------------------------------------------------------------------
 
 
+def check_sigterm_mid_transfer(server, data, expected_body):
+    """Sends data, reads the start of the 200, sends the server SIGTERM, then insists on the
+    whole response, a close, and an exit status of 0."""
+    with HttpConnection(server, timeout=10) as conn:
+        conn.send(data)
+        first = conn.sock.recv(64 * 1024)
+        assert first.startswith(b"HTTP/1.1 200 "), f"not a 200: {first[:100]!r}"
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        conn.received += first
+        conn.expect_response(200, body=expected_body)
+        conn.expect_close()
+    status = server.wait_for_exit(timeout=5)
+    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+
+
 @pytest.mark.needs("http", "static")
 def test_sigterm_mid_file_lets_the_transfer_finish(stage, big_file_server):
     """SIGTERM while an 8 MiB file is on its way: the client, reading slowly,
     still gets every byte; then the server closes the connection and exits
     with status 0 (CONVENTIONS.md: finish the responses in flight)."""
     server, content = big_file_server
-    with HttpConnection(server, timeout=10) as conn:
-        conn.send(request("GET", "/big.bin"))
-        first = conn.sock.recv(64 * 1024)
-        assert first.startswith(b"HTTP/1.1 200 "), f"not a 200: {first[:100]!r}"
-        server.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-        conn.received += first
-        conn.expect_response(200, body=content)
-        conn.expect_close()
-    status = server.wait_for_exit(timeout=5)
-    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+    check_sigterm_mid_transfer(server, request("GET", "/big.bin"), content)
 
 
 @pytest.mark.needs("http")
 def test_sigterm_mid_echo_lets_the_transfer_finish(stage, server):
     """The same with a 1 MiB echo, which the server holds in its own buffer."""
     big, body = big_request()
-    with HttpConnection(server, timeout=10) as conn:
-        conn.send(big)
-        first = conn.sock.recv(64 * 1024)
-        assert first.startswith(b"HTTP/1.1 200 "), f"not a 200: {first[:100]!r}"
-        server.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-        conn.received += first
-        conn.expect_response(200, body=body)
-        conn.expect_close()
-    status = server.wait_for_exit(timeout=5)
-    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+    check_sigterm_mid_transfer(server, big, body)
 
 
 def sigpipe_ignored(pid):
