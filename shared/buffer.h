@@ -14,9 +14,9 @@
 #include <stddef.h>
 
 enum {
-    BUFFER_SIZE = 16 * 1024,      /* a new buffer's size; buffer_append grows past it */
+    BUFFER_SIZE = 16 * 1024, /* a new buffer's size; buffer_append grows past it */
     BUFFER_KEEP_MAX = 256 * 1024, /* a buffer that grew past this is freed, not pooled */
-    BUFFER_POOL_MAX = 64,         /* free buffers a pool keeps; more are returned to malloc */
+    BUFFER_POOL_MAX = 64, /* free buffers a pool keeps; more are returned to malloc */
 };
 
 struct buffer {

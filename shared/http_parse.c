@@ -67,7 +67,7 @@ enum {
     SEEN_CONTENT_LENGTH = 1 << 3,
     SEEN_TRANSFER_ENCODING = 1 << 4,
     CHUNKED_IS_LAST = 1 << 5, /* the last transfer coding so far is chunked */
-    UNKNOWN_CODING = 1 << 6,  /* a transfer coding we do not implement was listed */
+    UNKNOWN_CODING = 1 << 6, /* a transfer coding we do not implement was listed */
     CONNECTION_CLOSE = 1 << 7,
     CONNECTION_KEEP_ALIVE = 1 << 8,
     EXPECT_CONTINUE = 1 << 9,

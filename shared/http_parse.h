@@ -98,8 +98,8 @@ enum http_method {
 
 /* How the body's length is known (RFC 9112 6.3). */
 enum http_body_framing {
-    HTTP_BODY_NONE,    /* no body */
-    HTTP_BODY_LENGTH,  /* Content-Length bytes (possibly 0) */
+    HTTP_BODY_NONE, /* no body */
+    HTTP_BODY_LENGTH, /* Content-Length bytes (possibly 0) */
     HTTP_BODY_CHUNKED, /* Transfer-Encoding: chunked; see http_chunked_scan() */
 };
 
@@ -111,22 +111,22 @@ enum http_body_framing {
 struct http_request {
     enum http_method method;
     struct http_slice method_name; /* as sent */
-    struct http_slice target;      /* request-target as sent */
-    struct http_slice path;        /* origin-form: the target up to '?'; absolute-form: its path
-                                      ("/" if empty); asterisk-form: "*" */
-    struct http_slice query;       /* after '?', without it; len 0 if none (ptr NULL if no '?') */
-    int minor_version;             /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
+    struct http_slice target; /* request-target as sent */
+    struct http_slice path; /* origin-form: the target up to '?'; absolute-form: its path
+                               ("/" if empty); asterisk-form: "*" */
+    struct http_slice query; /* after '?', without it; len 0 if none (ptr NULL if no '?') */
+    int minor_version; /* 0 or 1 (HTTP/1.0 or HTTP/1.1) */
     struct http_field fields[HTTP_MAX_FIELDS];
     size_t field_count;
 
     /* What the parser worked out of the fields: */
-    struct http_slice host;              /* the Host field value; for an absolute-form target its
-                                            authority instead (RFC 9112 3.2.2); len 0 if absent
-                                            (allowed only in HTTP/1.0) */
+    struct http_slice host; /* the Host field value; for an absolute-form target its
+                               authority instead (RFC 9112 3.2.2); len 0 if absent
+                               (allowed only in HTTP/1.0) */
     enum http_body_framing body_framing; /* none, Content-Length, or chunked */
-    uint64_t content_length;             /* when HTTP_BODY_LENGTH */
-    bool keep_alive;      /* version default (1.1 yes, 1.0 no) adjusted by Connection: close or
-                             keep-alive */
+    uint64_t content_length; /* when HTTP_BODY_LENGTH */
+    bool keep_alive; /* version default (1.1 yes, 1.0 no) adjusted by Connection: close or
+                        keep-alive */
     bool expect_continue; /* Expect: 100-continue in an HTTP/1.1 request */
 };
 
@@ -135,14 +135,14 @@ struct http_request {
  * Private: only http_request_parser_init() and http_parse_request() touch the members.
  */
 struct http_request_parser {
-    uint32_t line_start;     /* first byte of the line not parsed yet */
-    uint32_t line_scanned;   /* bytes from line_start up to here hold no line end */
+    uint32_t line_start; /* first byte of the line not parsed yet */
+    uint32_t line_scanned; /* bytes from line_start up to here hold no line end */
     uint64_t content_length; /* the Content-Length seen so far */
-    uint16_t flags;          /* what the lines so far have said (see http_parse.c) */
-    uint8_t field_count;     /* field lines parsed so far */
-    uint8_t host_index;      /* which of them was Host */
-    uint8_t empty_lines;     /* empty lines skipped before the request line */
-    uint8_t minor_version;   /* of the request line, once parsed */
+    uint16_t flags; /* what the lines so far have said (see http_parse.c) */
+    uint8_t field_count; /* field lines parsed so far */
+    uint8_t host_index; /* which of them was Host */
+    uint8_t empty_lines; /* empty lines skipped before the request line */
+    uint8_t minor_version; /* of the request line, once parsed */
 };
 
 /* Prepares a parser for a new request head. */
@@ -167,12 +167,12 @@ ssize_t http_parse_request(struct http_request_parser *p, const char *buf, size_
  * What http_chunked_scan() remembers between calls. Offsets only. Private.
  */
 struct http_chunked_parser {
-    uint32_t pos;           /* start of the next piece: a chunk-size line, chunk data, a trailer */
-    uint32_t line_scanned;  /* bytes from pos up to here hold no line end */
-    uint32_t data_end;      /* where the current chunk's data ends (its CRLF follows) */
+    uint32_t pos; /* start of the next piece: a chunk-size line, chunk data, a trailer */
+    uint32_t line_scanned; /* bytes from pos up to here hold no line end */
+    uint32_t data_end; /* where the current chunk's data ends (its CRLF follows) */
     uint32_t trailer_start; /* where the trailer section starts */
-    uint32_t body_len;      /* chunk data so far, in bytes */
-    uint8_t state;          /* which piece pos is at (see http_parse.c) */
+    uint32_t body_len; /* chunk data so far, in bytes */
+    uint8_t state; /* which piece pos is at (see http_parse.c) */
 };
 
 /* Prepares a chunked-body scanner for a new body. */

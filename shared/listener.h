@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 enum listener_flags {
-    LISTENER_NONBLOCK = 1 << 0,  /* accept() returns EAGAIN instead of waiting (event loops) */
+    LISTENER_NONBLOCK = 1 << 0, /* accept() returns EAGAIN instead of waiting (event loops) */
     LISTENER_REUSEPORT = 1 << 1, /* several sockets share the port; the kernel spreads clients */
 };
 

@@ -13,9 +13,9 @@
 #include <stddef.h>
 
 enum option_kind {
-    OPTION_STRING,    /* value points at a const char * */
-    OPTION_NUMBER,    /* value points at a long, checked against min..max */
-    OPTION_FLAG,      /* value points at a bool, set to true; the option takes no argument */
+    OPTION_STRING, /* value points at a const char * */
+    OPTION_NUMBER, /* value points at a long, checked against min..max */
+    OPTION_FLAG, /* value points at a bool, set to true; the option takes no argument */
     OPTION_DIRECTORY, /* like OPTION_STRING, and it must name an existing directory */
 };
 
@@ -23,9 +23,9 @@ struct option_spec {
     const char *name; /* "port" for --port */
     enum option_kind kind;
     const char *value_name; /* "N", "ADDR": how usage shows the argument */
-    const char *help;       /* one line; usage adds the default */
-    void *value;            /* holds the default before parsing, the given value after */
-    long min, max;          /* OPTION_NUMBER only */
+    const char *help; /* one line; usage adds the default */
+    void *value; /* holds the default before parsing, the given value after */
+    long min, max; /* OPTION_NUMBER only */
 };
 
 /*

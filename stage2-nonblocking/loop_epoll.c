@@ -45,9 +45,9 @@
 #include <unistd.h>
 
 enum {
-    READ_SIZE = 64 * 1024,         /* the most one read() takes from one client */
+    READ_SIZE = 64 * 1024, /* the most one read() takes from one client */
     OUTPUT_HIGH_WATER = 64 * 1024, /* stop reading a client with more than this unsent */
-    MAX_EVENTS = 256,              /* events taken from the kernel per epoll_wait() */
+    MAX_EVENTS = 256, /* events taken from the kernel per epoll_wait() */
 };
 
 /*
@@ -62,11 +62,11 @@ struct conn {
     int fd;
     uint32_t generation; /* bumped each time this slot takes a new connection */
     bool open;
-    bool peer_closed;   /* read() returned 0: the client will send nothing more */
-    bool closing;       /* close once the output has been sent */
-    bool broken;        /* out of memory for this connection: close it at once */
-    uint32_t interest;  /* the events epoll watches for on this socket */
-    struct buffer *in;  /* bytes received that the protocol has not consumed */
+    bool peer_closed; /* read() returned 0: the client will send nothing more */
+    bool closing; /* close once the output has been sent */
+    bool broken; /* out of memory for this connection: close it at once */
+    uint32_t interest; /* the events epoll watches for on this socket */
+    struct buffer *in; /* bytes received that the protocol has not consumed */
     struct buffer *out; /* bytes queued that the kernel has not taken */
 };
 
@@ -77,7 +77,7 @@ struct loop {
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     bool stopping;
     size_t open_count;
-    size_t max_conns;   /* 0: no limit but the descriptors, see loop_set_max_conns() */
+    size_t max_conns; /* 0: no limit but the descriptors, see loop_set_max_conns() */
     bool accept_paused; /* at max_conns: epoll does not watch the listening socket */
     struct conn *conns; /* indexed by descriptor */
     size_t conn_slots;

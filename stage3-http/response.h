@@ -9,8 +9,8 @@
 #include <stddef.h>
 
 enum response_flags {
-    RESPONSE_NO_BODY = 1 << 0,    /* HEAD: the headers describe a body that is not sent */
-    RESPONSE_CLOSE = 1 << 1,      /* "Connection: close": the last response on this connection */
+    RESPONSE_NO_BODY = 1 << 0, /* HEAD: the headers describe a body that is not sent */
+    RESPONSE_CLOSE = 1 << 1, /* "Connection: close": the last response on this connection */
     RESPONSE_KEEP_ALIVE = 1 << 2, /* "Connection: keep-alive": an HTTP/1.0 client asked for it */
 };
 

@@ -15,17 +15,17 @@
 #include <stdint.h>
 
 struct session {
-    struct http_request_parser head;    /* where parsing of the current head stopped */
+    struct http_request_parser head; /* where parsing of the current head stopped */
     struct http_chunked_parser chunked; /* where scanning of a chunked body stopped */
-    uint32_t head_len;                  /* the current request's head, once complete; else 0 */
-    enum http_body_framing framing;     /* its body, once the head is complete */
+    uint32_t head_len; /* the current request's head, once complete; else 0 */
+    enum http_body_framing framing; /* its body, once the head is complete */
     uint64_t content_length;
     bool expect_continue; /* the client waits for "100 Continue" before the body */
     bool continue_sent;
-    bool partial;    /* part of a request is buffered, waiting for the rest */
+    bool partial; /* part of a request is buffered, waiting for the rest */
     bool head_clock; /* the header timeout runs for the current head */
-    bool stopping;   /* the server is stopping: this is the last request */
-    bool done;       /* closing: nothing more is read or answered */
+    bool stopping; /* the server is stopping: this is the last request */
+    bool done; /* closing: nothing more is read or answered */
 };
 
 #endif

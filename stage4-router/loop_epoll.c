@@ -65,11 +65,11 @@
 #include <unistd.h>
 
 enum {
-    READ_SIZE = 64 * 1024,         /* the most one read() takes from one client */
+    READ_SIZE = 64 * 1024, /* the most one read() takes from one client */
     OUTPUT_HIGH_WATER = 64 * 1024, /* stop reading a client with more than this unsent */
-    MAX_EVENTS = 256,              /* events taken from the kernel per epoll_wait() */
-    SWEEP_INTERVAL_MS = 1000,      /* how often deadlines are checked */
-    LINGER_MS = 2000,              /* the longest a closing connection is read and discarded */
+    MAX_EVENTS = 256, /* events taken from the kernel per epoll_wait() */
+    SWEEP_INTERVAL_MS = 1000, /* how often deadlines are checked */
+    LINGER_MS = 2000, /* the longest a closing connection is read and discarded */
 };
 
 /*
@@ -84,20 +84,20 @@ struct conn {
     int fd;
     uint32_t generation; /* bumped each time this slot takes a new connection */
     bool open;
-    bool peer_closed;   /* read() returned 0: the client will send nothing more */
-    bool closing;       /* close once the output has been sent */
-    bool broken;        /* out of memory for this connection: close it at once */
-    bool lingering;     /* our side is shut down; reading and discarding until the client's is */
-    bool paused;        /* the protocol wants no input for now (conn_pause) */
-    bool resumed;       /* conn_resume() was called: deliver what was held back */
-    bool file_sent;     /* the file just went out: tell the protocol */
-    uint32_t interest;  /* the events epoll watches for on this socket */
-    uint64_t deadline;  /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
-    struct buffer *in;  /* bytes received that the protocol has not consumed */
+    bool peer_closed; /* read() returned 0: the client will send nothing more */
+    bool closing; /* close once the output has been sent */
+    bool broken; /* out of memory for this connection: close it at once */
+    bool lingering; /* our side is shut down; reading and discarding until the client's is */
+    bool paused; /* the protocol wants no input for now (conn_pause) */
+    bool resumed; /* conn_resume() was called: deliver what was held back */
+    bool file_sent; /* the file just went out: tell the protocol */
+    uint32_t interest; /* the events epoll watches for on this socket */
+    uint64_t deadline; /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
+    struct buffer *in; /* bytes received that the protocol has not consumed */
     struct buffer *out; /* bytes queued that the kernel has not taken */
-    int file_fd;        /* a file to send after out, or -1 */
-    off_t file_offset;  /* where in the file to send from */
-    size_t file_left;   /* how much of it is still to send */
+    int file_fd; /* a file to send after out, or -1 */
+    off_t file_offset; /* where in the file to send from */
+    size_t file_left; /* how much of it is still to send */
     struct session session;
 };
 
@@ -108,11 +108,11 @@ struct loop {
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     bool stopping;
     size_t open_count;
-    size_t max_conns;   /* 0: no limit but the descriptors, see loop_set_max_conns() */
+    size_t max_conns; /* 0: no limit but the descriptors, see loop_set_max_conns() */
     bool accept_paused; /* at max_conns: epoll does not watch the listening socket */
-    uint64_t now;        /* CLOCK_MONOTONIC in ms, read once per wakeup */
+    uint64_t now; /* CLOCK_MONOTONIC in ms, read once per wakeup */
     uint64_t next_sweep; /* when to look for passed deadlines next */
-    struct conn *conns;  /* indexed by descriptor */
+    struct conn *conns; /* indexed by descriptor */
     size_t conn_slots;
     struct buffer_pool pool;
     char read_buffer[READ_SIZE];
@@ -395,7 +395,7 @@ static void receive(struct conn *c)
     if (c->lingering) {
         if (n == 0)
             conn_release(c); /* the client has closed too: the close is complete */
-        return;              /* bytes sent after our close are discarded */
+        return; /* bytes sent after our close are discarded */
     }
     if (n == 0) {
         c->peer_closed = true;

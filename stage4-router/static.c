@@ -225,7 +225,7 @@ static bool parse_http_date(struct http_slice text, time_t *out)
     static const char *const FORMATS[] = {
         "%a, %d %b %Y %H:%M:%S GMT", /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
         "%A, %d-%b-%y %H:%M:%S GMT", /* obsolete RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-        "%a %b %e %H:%M:%S %Y",      /* obsolete asctime: Sun Nov  6 08:49:37 1994 */
+        "%a %b %e %H:%M:%S %Y", /* obsolete asctime: Sun Nov  6 08:49:37 1994 */
     };
     char buf[64];
     if (text.len >= sizeof buf)

@@ -17,18 +17,18 @@
 struct exchange {
     struct conn *conn;
     const struct http_request *req; /* method, target, version, fields */
-    struct http_slice path;         /* the target's path, percent-decoded */
-    struct route_match match;       /* the route, and its parameters as slices of path */
-    const char *body;               /* the request body (decoded, if it was chunked) */
+    struct http_slice path; /* the target's path, percent-decoded */
+    struct route_match match; /* the route, and its parameters as slices of path */
+    const char *body; /* the request body (decoded, if it was chunked) */
     size_t body_len;
-    unsigned flags;         /* the response flags the connection needs (response.h) */
+    unsigned flags; /* the response flags the connection needs (response.h) */
     size_t next_middleware; /* where exchange_next() continues the chain */
 
     /* The response, as respond() recorded it: */
-    int status;        /* 0 until a response is queued */
+    int status; /* 0 until a response is queued */
     size_t body_bytes; /* body bytes queued, 0 for HEAD */
-    bool file_queued;  /* the body is a file still to be sent: the connection must wait */
-    bool offloaded;    /* a worker makes the response: the connection must wait */
+    bool file_queued; /* the body is a file still to be sent: the connection must wait */
+    bool offloaded; /* a worker makes the response: the connection must wait */
 };
 
 /* A request field by name (case-insensitive, RFC 9110 section 5.1); NULL if absent. */

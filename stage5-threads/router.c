@@ -101,12 +101,12 @@ struct route_end {
 };
 
 struct node {
-    const char *label;          /* static: segment(s) without the leading '/'; ":name" or "*name" */
+    const char *label; /* static: segment(s) without the leading '/'; ":name" or "*name" */
     unsigned char *first_bytes; /* first_bytes[i] is first_byte() of statics[i]'s label */
-    struct node *statics;       /* static children */
-    struct node *param;         /* the ":name" child, or NULL */
-    struct node *wildcard;      /* the "*name" child, or NULL */
-    struct route_end *end;      /* NULL unless a route ends here */
+    struct node *statics; /* static children */
+    struct node *param; /* the ":name" child, or NULL */
+    struct node *wildcard; /* the "*name" child, or NULL */
+    struct route_end *end; /* NULL unless a route ends here */
     uint32_t label_len;
     uint32_t allowed; /* bit (1u << method) per route ending here, HEAD too with GET; 0 if none */
     uint32_t static_count, static_capacity;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 struct app_config {
-    const char *root;       /* the directory static files come from */
+    const char *root; /* the directory static files come from */
     const char *access_log; /* a file to log requests to, or NULL */
 };
 

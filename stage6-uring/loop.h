@@ -17,7 +17,7 @@
 
 struct loop;
 struct conn;
-struct job;     /* a blocking handler's work, done on a worker thread (workers.h) */
+struct job; /* a blocking handler's work, done on a worker thread (workers.h) */
 struct session; /* the protocol's state for one connection, defined in session.h */
 
 /*

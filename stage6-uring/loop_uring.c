@@ -103,20 +103,20 @@
 #include <unistd.h>
 
 enum {
-    SQ_ENTRIES = 1024,             /* requests queued between two submissions */
-    CQ_ENTRIES = 8192,             /* completions waiting to be handled */
-    RECEIVE_BUFFER_SIZE = 4096,    /* one provided buffer: a few requests' worth */
-    RECEIVE_BUFFER_COUNT = 1024,   /* buffers in each loop's ring (a power of 2) */
-    RECEIVE_BUFFER_GROUP = 0,      /* the ring's id; each io_uring has only this one */
+    SQ_ENTRIES = 1024, /* requests queued between two submissions */
+    CQ_ENTRIES = 8192, /* completions waiting to be handled */
+    RECEIVE_BUFFER_SIZE = 4096, /* one provided buffer: a few requests' worth */
+    RECEIVE_BUFFER_COUNT = 1024, /* buffers in each loop's ring (a power of 2) */
+    RECEIVE_BUFFER_GROUP = 0, /* the ring's id; each io_uring has only this one */
     OUTPUT_HIGH_WATER = 64 * 1024, /* stop receiving from a client with more than this unsent */
-    HELD_INPUT_MAX = 64 * 1024,    /* stop receiving from a paused client holding this much */
-    QUIET_SEND_MAX = 16 * 1024,    /* a send at most this long may complete unwatched */
-    QUIET_WAIT_USEC = 2000,        /* how long a wait may sleep through them, see below */
+    HELD_INPUT_MAX = 64 * 1024, /* stop receiving from a paused client holding this much */
+    QUIET_SEND_MAX = 16 * 1024, /* a send at most this long may complete unwatched */
+    QUIET_WAIT_USEC = 2000, /* how long a wait may sleep through them, see below */
     SPLICE_PIPE_SIZE = 256 * 1024, /* a large file goes to the socket this much at a time */
-    SWEEP_INTERVAL_MS = 1000,      /* how often deadlines are checked */
-    LINGER_MS = 2000,              /* the longest a closing connection is read and discarded */
-    SQPOLL_IDLE_MS = 100,          /* --sqpoll: the kernel thread sleeps after this long idle */
-    MAX_SLOTS = 1 << 24,           /* connection slots a user_data can name */
+    SWEEP_INTERVAL_MS = 1000, /* how often deadlines are checked */
+    LINGER_MS = 2000, /* the longest a closing connection is read and discarded */
+    SQPOLL_IDLE_MS = 100, /* --sqpoll: the kernel thread sleeps after this long idle */
+    MAX_SLOTS = 1 << 24, /* connection slots a user_data can name */
 };
 
 /*
@@ -125,54 +125,54 @@ enum {
  */
 enum op_type {
     OP_ACCEPT = 1, /* the multishot accept on the listening socket */
-    OP_WAKE,       /* a read on the eventfd other threads write to */
-    OP_TICK,       /* the timeout that drives the deadline sweep */
-    OP_STOP,       /* a cancellation of the loop's own operations */
-    OP_RECEIVE,    /* the connection's multishot receive */
-    OP_SEND,       /* a send of the connection's outgoing buffer */
-    OP_READ_FILE,  /* a read of a small file, into the outgoing buffer */
-    OP_SPLICE_IN,  /* a splice of a large file's next piece into the connection's pipe */
+    OP_WAKE, /* a read on the eventfd other threads write to */
+    OP_TICK, /* the timeout that drives the deadline sweep */
+    OP_STOP, /* a cancellation of the loop's own operations */
+    OP_RECEIVE, /* the connection's multishot receive */
+    OP_SEND, /* a send of the connection's outgoing buffer */
+    OP_READ_FILE, /* a read of a small file, into the outgoing buffer */
+    OP_SPLICE_IN, /* a splice of a large file's next piece into the connection's pipe */
     OP_SPLICE_OUT, /* a splice from that pipe to the socket */
-    OP_CANCEL,     /* a cancellation of the connection's operations */
+    OP_CANCEL, /* a cancellation of the connection's operations */
 };
 
 /* A connection slot's life: free, open (the protocol's), then draining (the kernel's). */
 enum conn_state {
     SLOT_FREE,
-    CONN_OPEN,     /* accepted; the protocol is called */
+    CONN_OPEN, /* accepted; the protocol is called */
     CONN_DRAINING, /* released; waiting for the kernel to finish its operations on it */
 };
 
 struct conn {
     struct loop *loop;
     int fd;
-    uint32_t slot;       /* where it is in loop->conns */
+    uint32_t slot; /* where it is in loop->conns */
     uint32_t generation; /* bumped each time this slot takes a new connection */
-    uint32_t next_free;  /* the next free slot, while this one is free */
+    uint32_t next_free; /* the next free slot, while this one is free */
     enum conn_state state;
-    unsigned ops_in_flight;  /* operations submitted whose last completion has not come */
-    bool peer_closed;        /* a receive returned 0: the client will send nothing more */
-    bool eof_pending;        /* ... while paused: protocol_on_eof() is still owed */
-    bool closing;            /* close once the output has been sent */
-    bool broken;             /* out of memory for this connection: close it at once */
-    bool lingering;          /* our side is shut down; receiving and discarding */
-    bool paused;             /* the protocol wants no input for now (conn_pause) */
-    bool resumed;            /* conn_resume() was called: deliver what was held back */
-    bool file_sent;          /* the file just went out: tell the protocol */
-    bool receiving;          /* a multishot receive is armed (until its last completion) */
-    bool receive_cancelled;  /* ... and asked to stop */
-    bool sending;            /* a send of outgoing is in flight */
-    bool reading_file;       /* a read of the file into outgoing is in flight */
-    bool splicing;           /* a splice, into the pipe or out of it, is in flight */
-    uint64_t deadline;       /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
-    struct buffer *in;       /* bytes received that the protocol has not consumed */
+    unsigned ops_in_flight; /* operations submitted whose last completion has not come */
+    bool peer_closed; /* a receive returned 0: the client will send nothing more */
+    bool eof_pending; /* ... while paused: protocol_on_eof() is still owed */
+    bool closing; /* close once the output has been sent */
+    bool broken; /* out of memory for this connection: close it at once */
+    bool lingering; /* our side is shut down; receiving and discarding */
+    bool paused; /* the protocol wants no input for now (conn_pause) */
+    bool resumed; /* conn_resume() was called: deliver what was held back */
+    bool file_sent; /* the file just went out: tell the protocol */
+    bool receiving; /* a multishot receive is armed (until its last completion) */
+    bool receive_cancelled; /* ... and asked to stop */
+    bool sending; /* a send of outgoing is in flight */
+    bool reading_file; /* a read of the file into outgoing is in flight */
+    bool splicing; /* a splice, into the pipe or out of it, is in flight */
+    uint64_t deadline; /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
+    struct buffer *in; /* bytes received that the protocol has not consumed */
     struct buffer *outgoing; /* bytes being sent: the kernel may be reading them */
-    struct buffer *out;      /* bytes queued behind them */
-    int file_fd;             /* a file to send after out, or -1 */
-    off_t file_offset;       /* where in the file to read from next */
-    size_t file_left;        /* how much of it is still to read */
-    int pipe_in, pipe_out;   /* a large file goes through this pipe's ends, or -1 */
-    size_t piped;            /* bytes of it in the pipe, not yet in the socket */
+    struct buffer *out; /* bytes queued behind them */
+    int file_fd; /* a file to send after out, or -1 */
+    off_t file_offset; /* where in the file to read from next */
+    size_t file_left; /* how much of it is still to read */
+    int pipe_in, pipe_out; /* a large file goes through this pipe's ends, or -1 */
+    size_t piped; /* bytes of it in the pipe, not yet in the socket */
     struct session session;
 };
 
@@ -182,31 +182,31 @@ struct loop {
     bool sqpoll;
     struct io_uring_buf_ring *receive_ring; /* buffer descriptors, shared with the kernel */
     char *receive_buffers; /* RECEIVE_BUFFER_COUNT buffers of RECEIVE_BUFFER_SIZE bytes */
-    int listen_fd;         /* -1 once the loop has stopped accepting */
-    bool accepting;        /* the multishot accept is armed */
-    bool accept_paused;    /* accepting failed; try again at the next tick */
-    int wake_fd;           /* an eventfd: other threads write to it to wake the loop */
-    eventfd_t wake_count;  /* where the pending read of wake_fd puts the count */
-    int spare_fd;          /* a descriptor held in reserve for EMFILE, see shed_connection() */
-    int index;             /* which loop this is, for messages */
+    int listen_fd; /* -1 once the loop has stopped accepting */
+    bool accepting; /* the multishot accept is armed */
+    bool accept_paused; /* accepting failed; try again at the next tick */
+    int wake_fd; /* an eventfd: other threads write to it to wake the loop */
+    eventfd_t wake_count; /* where the pending read of wake_fd puts the count */
+    int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
+    int index; /* which loop this is, for messages */
     bool stopping;
     bool stopped_now;
-    bool finishing;          /* loop_run() is cancelling the loop's own operations to return */
+    bool finishing; /* loop_run() is cancelling the loop's own operations to return */
     atomic_int stop_request; /* set by loop_stop(): 1 finish and stop, 2 stop now */
     pthread_mutex_t inbox_lock;
     struct job *inbox; /* finished jobs posted by workers, waiting to be delivered */
     bool tick_armed;
     struct __kernel_timespec tick_interval;
-    unsigned ops_in_flight;    /* every operation submitted whose last completion has not come */
-    unsigned quiet_sends;      /* sends queued since the last submission that need no wakeup */
-    size_t open_count;         /* connections in state CONN_OPEN */
-    size_t slots_in_use;       /* connections open or draining */
-    size_t max_conns;          /* 0: no limit but the descriptors, see loop_set_max_conns() */
+    unsigned ops_in_flight; /* every operation submitted whose last completion has not come */
+    unsigned quiet_sends; /* sends queued since the last submission that need no wakeup */
+    size_t open_count; /* connections in state CONN_OPEN */
+    size_t slots_in_use; /* connections open or draining */
+    size_t max_conns; /* 0: no limit but the descriptors, see loop_set_max_conns() */
     size_t accepted, requests; /* counters, printed when the loop stops */
-    uint64_t now;              /* CLOCK_MONOTONIC in ms, read once per batch */
+    uint64_t now; /* CLOCK_MONOTONIC in ms, read once per batch */
     struct conn *conns;
-    size_t conn_slots;  /* the size of conns: a slot for every descriptor we may hold */
-    size_t slots_ever;  /* slots used so far: conns[0..slots_ever) have been touched */
+    size_t conn_slots; /* the size of conns: a slot for every descriptor we may hold */
+    size_t slots_ever; /* slots used so far: conns[0..slots_ever) have been touched */
     uint32_t free_slot; /* the first free slot below slots_ever, or NO_SLOT */
     struct buffer_pool pool;
 };
@@ -1012,7 +1012,7 @@ static bool shed_connection(struct loop *loop)
 static void handle_accept_error(struct loop *loop, int err)
 {
     switch (err) {
-    case ECANCELED:    /* stop_accepting() */
+    case ECANCELED: /* stop_accepting() */
     case ECONNABORTED: /* a client gave up while waiting in the queue */
     case EINTR:
         return;

@@ -81,7 +81,7 @@ void router_write_dot(const struct router *r, FILE *out);
 
 /* How big the trie is: for benchmarks, and for the curious. */
 struct router_stats {
-    size_t nodes;       /* trie nodes, the root included */
+    size_t nodes; /* trie nodes, the root included */
     size_t arena_bytes; /* what its arena holds: all the memory it uses but struct router */
 };
 void router_get_stats(const struct router *r, struct router_stats *stats);

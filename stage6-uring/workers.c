@@ -44,7 +44,7 @@ static void *worker_main(void *arg)
         queued--;
         pthread_mutex_unlock(&lock);
 
-        job->work(job);            /* the blocking part, with no lock held */
+        job->work(job); /* the blocking part, with no lock held */
         loop_post(job->loop, job); /* the loop sends the response */
     }
 }

@@ -16,16 +16,16 @@
 struct loop;
 
 enum {
-    JOB_BODY_MAX = 256,         /* the longest response body a job can produce */
+    JOB_BODY_MAX = 256, /* the longest response body a job can produce */
     JOB_REQUEST_LINE_MAX = 512, /* what of the request line the access log keeps */
 };
 
 struct job {
-    struct job *next;            /* in the pool's queue, then in the loop's inbox */
+    struct job *next; /* in the pool's queue, then in the loop's inbox */
     void (*work)(struct job *j); /* runs on a worker thread: may block */
-    struct loop *loop;           /* where to post the finished job */
-    uint64_t conn;               /* which connection (conn_id), checked when it comes back */
-    long arg;                    /* the handler's input */
+    struct loop *loop; /* where to post the finished job */
+    uint64_t conn; /* which connection (conn_id), checked when it comes back */
+    long arg; /* the handler's input */
 
     /* The response, filled in by work(): */
     int status;

@@ -64,7 +64,7 @@ struct field {
 /* One parser's view of the request, in terms both can fill in. */
 struct view {
     enum verdict head;
-    int status;      /* ours, when rejected: the status to answer with */
+    int status; /* ours, when rejected: the status to answer with */
     size_t head_len; /* when accepted */
     struct slice method, target;
     int major, minor;
@@ -73,14 +73,14 @@ struct view {
     bool keep_alive;
     enum http_body_framing framing;
     uint64_t content_length;
-    bool upgrade;          /* http_parser: the bytes after the head are another protocol's */
+    bool upgrade; /* http_parser: the bytes after the head are another protocol's */
     enum http_errno error; /* http_parser, when rejected: why */
-    size_t error_at;       /* http_parser, when rejected: where, from the start of the input */
+    size_t error_at; /* http_parser, when rejected: where, from the start of the input */
 
     /* The chunked body, when both accepted a head that announces one: */
     enum verdict body;
     size_t body_end; /* from the start of the input, when accepted */
-    char *decoded;   /* the decoded body, when accepted */
+    char *decoded; /* the decoded body, when accepted */
     size_t decoded_len;
 };
 
@@ -374,7 +374,7 @@ enum place {
     BLANK_LINE, /* the empty line that ends the head */
     CHUNK_SIZE_LINE,
     CHUNK_DATA_END, /* the CRLF that must follow chunk data */
-    TRAILER_LINE,   /* a trailer field line, or the CRLF that ends the body */
+    TRAILER_LINE, /* a trailer field line, or the CRLF that ends the body */
 };
 
 /* Everything a predicate may look at. */
@@ -382,11 +382,11 @@ struct diff {
     const char *buf; /* the input */
     size_t size;
     const struct view *ours, *theirs;
-    const char *what;     /* what differs */
-    int status;           /* ours, when it rejected the head or the body */
-    enum place place;     /* where it found the error */
-    struct slice line;    /* the offending line, from its start to where the error showed */
-    struct slice head;    /* the head's lines before the offending one, or the whole head */
+    const char *what; /* what differs */
+    int status; /* ours, when it rejected the head or the body */
+    enum place place; /* where it found the error */
+    struct slice line; /* the offending line, from its start to where the error showed */
+    struct slice head; /* the head's lines before the offending one, or the whole head */
     struct slice request; /* the request line, once there is one */
 };
 
@@ -1196,33 +1196,33 @@ static bool chunked_limits(const struct diff *d)
 
 /* Every predicate, in DIFFERENCES.md's order; each comment is the heading there. */
 static bool (*const DIFFERENCES[])(const struct diff *d) = {
-    line_ends,                   /* 1. Line ends */
-    obs_fold,                    /* 2. obs-fold */
-    whitespace_in_field_name,    /* 3. Whitespace in a field name */
-    control_at_value_start,      /* 4. A control character at the start of a value */
-    leading_empty_lines,         /* 5. Empty lines before the request line */
-    request_line_whitespace,     /* 6. Whitespace in the request line */
-    http09,                      /* 7. HTTP/0.9 */
-    version,                     /* 8. Versions */
-    method,                      /* 9. Methods */
-    target_characters,           /* 10. Characters in the request-target */
-    target_form,                 /* 11. Forms of the request-target */
-    limits,                      /* 12. Limits on the head */
-    host,                        /* 13. Host */
-    content_length,              /* 14. Content-Length */
+    line_ends, /* 1. Line ends */
+    obs_fold, /* 2. obs-fold */
+    whitespace_in_field_name, /* 3. Whitespace in a field name */
+    control_at_value_start, /* 4. A control character at the start of a value */
+    leading_empty_lines, /* 5. Empty lines before the request line */
+    request_line_whitespace, /* 6. Whitespace in the request line */
+    http09, /* 7. HTTP/0.9 */
+    version, /* 8. Versions */
+    method, /* 9. Methods */
+    target_characters, /* 10. Characters in the request-target */
+    target_form, /* 11. Forms of the request-target */
+    limits, /* 12. Limits on the head */
+    host, /* 13. Host */
+    content_length, /* 14. Content-Length */
     transfer_encoding_in_http10, /* 15. Transfer-Encoding in HTTP/1.0 */
-    transfer_codings,            /* 16. Transfer codings */
-    connection,                  /* 17. Connection */
-    expect,                      /* 18. Expect */
-    content_length_repeated,     /* 19. Content-Length repeated */
-    transfer_encoding_prefix,    /* 20. Names that begin with Transfer-Encoding */
-    framing_fields_in_trailers,  /* 21. Framing fields in trailers */
-    whitespace_and_lists,        /* 22. Whitespace and empty list elements */
-    judged_when_complete,        /* 23. When an error is reported */
-    chunk_extensions,            /* 24. Chunk extensions */
-    chunk_size_high_byte,        /* 25. A high byte in a chunk size */
-    chunk_data_crlf,             /* 26. The CRLF after chunk data */
-    chunked_limits,              /* 27. Limits on chunked bodies */
+    transfer_codings, /* 16. Transfer codings */
+    connection, /* 17. Connection */
+    expect, /* 18. Expect */
+    content_length_repeated, /* 19. Content-Length repeated */
+    transfer_encoding_prefix, /* 20. Names that begin with Transfer-Encoding */
+    framing_fields_in_trailers, /* 21. Framing fields in trailers */
+    whitespace_and_lists, /* 22. Whitespace and empty list elements */
+    judged_when_complete, /* 23. When an error is reported */
+    chunk_extensions, /* 24. Chunk extensions */
+    chunk_size_high_byte, /* 25. A high byte in a chunk size */
+    chunk_data_crlf, /* 26. The CRLF after chunk data */
+    chunked_limits, /* 27. Limits on chunked bodies */
 };
 
 /* ---------------------------------------------------------------------------------------------

@@ -85,8 +85,8 @@ static const struct entry TREE[] = {
 // clang-format on
 enum { TREE_SIZE = sizeof TREE / sizeof TREE[0] };
 
-static char base[PATH_MAX];     /* the temporary directory: root/ and secret.txt */
-static char root[PATH_MAX];     /* base/root, as /proc/self/fd shows it */
+static char base[PATH_MAX]; /* the temporary directory: root/ and secret.txt */
+static char root[PATH_MAX]; /* base/root, as /proc/self/fd shows it */
 static ino_t inodes[TREE_SIZE]; /* of each regular file, to tell which one was served */
 
 /* What resolving a name gives: an index into TREE, the root itself, or an error. */

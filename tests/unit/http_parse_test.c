@@ -46,8 +46,8 @@ struct head_case {
     const char *name;
     const char *input;
     size_t input_len; /* 0: strlen(input), for inputs built at run time */
-    int status;       /* 0 for a valid head, INCOMPLETE, or the error status (400, 414, ...) */
-    size_t step;      /* bytes per call in the bytewise and split runs; 0 means 1 */
+    int status; /* 0 for a valid head, INCOMPLETE, or the error status (400, 414, ...) */
+    size_t step; /* bytes per call in the bytewise and split runs; 0 means 1 */
 
     /* For a valid head: */
     size_t head_len; /* what the parser must return; 0 means the whole input */
@@ -70,9 +70,9 @@ struct chunked_case {
     size_t step;
 
     /* For a valid body: */
-    size_t body_len;     /* what the scan must return; 0 means the whole input */
+    size_t body_len; /* what the scan must return; 0 means the whole input */
     const char *decoded; /* what http_chunked_squeeze() must leave */
-    size_t decoded_len;  /* 0: strlen(decoded) */
+    size_t decoded_len; /* 0: strlen(decoded) */
 };
 
 /* Inputs too long to write out, built by build_inputs(). */

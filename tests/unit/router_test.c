@@ -167,9 +167,9 @@ struct lookup_case {
     const char *path;
     size_t len; /* 0: strlen(path) */
     enum route_result result;
-    route_handler *handler;                          /* ROUTE_FOUND */
-    unsigned allowed;                                /* ROUTE_FOUND and ROUTE_METHOD_NOT_ALLOWED */
-    const char *pattern;                             /* ROUTE_FOUND and ROUTE_METHOD_NOT_ALLOWED */
+    route_handler *handler; /* ROUTE_FOUND */
+    unsigned allowed; /* ROUTE_FOUND and ROUTE_METHOD_NOT_ALLOWED */
+    const char *pattern; /* ROUTE_FOUND and ROUTE_METHOD_NOT_ALLOWED */
     struct expected_param params[ROUTER_MAX_PARAMS]; /* in order; the count is where names end */
 };
 
@@ -544,7 +544,7 @@ struct add_case {
     const char *pattern;
     bool accepted;
     const char *found[4]; /* paths a GET must find afterwards */
-    size_t nodes;         /* the trie's node count afterwards, if not 0 */
+    size_t nodes; /* the trie's node count afterwards, if not 0 */
 };
 
 #define ACCEPTED .accepted = true
@@ -711,7 +711,7 @@ struct allow_case {
     unsigned allowed;
     size_t size;
     const char *text; /* what buf must hold */
-    size_t length;    /* what it must return */
+    size_t length; /* what it must return */
 };
 
 static const struct allow_case allow_cases[] = {

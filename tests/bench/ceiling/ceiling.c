@@ -49,9 +49,9 @@ static int response_fd = -1; /* the same bytes in a memfd, for sendfile (large o
  * at a time, so the threads share the table without locks. */
 struct conn {
     unsigned matched; /* how much of "\r\n\r\n" the last bytes read matched (0 to 3) */
-    size_t owed;      /* responses counted but not completely written */
-    size_t sent;      /* bytes of the first owed response already written */
-    int want_out;     /* registered for EPOLLOUT */
+    size_t owed; /* responses counted but not completely written */
+    size_t sent; /* bytes of the first owed response already written */
+    int want_out; /* registered for EPOLLOUT */
 };
 static struct conn *conns;
 static size_t conn_slots;

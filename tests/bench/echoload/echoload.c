@@ -34,7 +34,7 @@ enum { CHUNK = 16 * 1024, PERIOD = 251 }; /* a prime period: misplaced bytes do 
 
 struct conn {
     int fd;
-    unsigned long long sent;     /* bytes written so far */
+    unsigned long long sent; /* bytes written so far */
     unsigned long long received; /* bytes echoed back so far */
     int want_out;
 };
