@@ -165,6 +165,7 @@ struct conn {
     bool reading_file; /* a read of the file into outgoing is in flight */
     bool splicing; /* a splice, into the pipe or out of it, is in flight */
     uint64_t deadline; /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
+    uint64_t last_received; /* when the receive last completed (loop clock, ms) */
     struct buffer *in; /* bytes received that the protocol has not consumed */
     struct buffer *outgoing; /* bytes being sent: the kernel may be reading them */
     struct buffer *out; /* bytes queued behind them */
@@ -813,6 +814,7 @@ static void settle(struct conn *c)
 
 static void handle_receive(struct conn *c, const struct io_uring_cqe *cqe)
 {
+    c->last_received = c->loop->now;
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         c->receiving = false; /* ended: settle() arms a new one if input is still wanted */
         c->receive_cancelled = false;
@@ -1191,6 +1193,27 @@ static void expire_deadlines(struct loop *loop)
     }
 }
 
+/*
+ * A multishot receive that has just delivered a burst of buffers may never complete
+ * with the client's reset, although the error is pending on the socket (measured in
+ * stage6-uring/README.md): the connection would wait for the rest of its request until
+ * the idle timeout. So a connection holding part of a request, whose receive is its only
+ * operation and has been silent for a whole tick, has that receive cancelled; settle()
+ * arms a new one, which reports the reset (or the bytes, or the end) at once. An idle
+ * keep-alive connection holds nothing and is left alone.
+ */
+static void check_silent_receives(struct loop *loop)
+{
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = &loop->conns[slot];
+        if (c->state != CONN_OPEN || c->in == NULL || !c->receiving || c->receive_cancelled ||
+            c->sending || c->reading_file || c->splicing ||
+            loop->now - c->last_received < SWEEP_INTERVAL_MS / 2)
+            continue;
+        cancel_receive(c);
+    }
+}
+
 static void handle_tick(struct loop *loop, const struct io_uring_cqe *cqe)
 {
     loop->tick_armed = false;
@@ -1199,6 +1222,7 @@ static void handle_tick(struct loop *loop, const struct io_uring_cqe *cqe)
     if (loop->finishing)
         return;
     expire_deadlines(loop);
+    check_silent_receives(loop);
     if (loop->accept_paused)
         resume_accepting(loop);
     if (loop->slots_in_use > 0 || loop->accept_paused)
