@@ -19,17 +19,19 @@ through `Pinger`, whose ping is an echo line or GET /plaintext.
 """
 
 import os
+import re
 import select
 import selectors
 import signal
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 
-from client import HOST, MiB, random_bytes, reset, scaled
+from client import HOST, MiB, first_difference, random_bytes, reset, scaled
 from http_client import HttpConnection, request
 
 HELLO = b"Hello, World!"
@@ -326,6 +328,82 @@ def test_clients_that_reset_after_a_large_body_are_released_at_once(stage, serve
         time.sleep(0.05)
     assert left <= 0, (
         f"{left} connection(s) still open {scaled(2.0):g} s after their client reset")
+
+
+def take_responses(received, responses):
+    """Moves every whole response at the start of `received` (a bytearray) to
+    `responses`, as (status line, body); these tests' answers all have a Content-Length."""
+    while (end := received.find(b"\r\n\r\n")) >= 0:
+        head = bytes(received[:end])
+        length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
+        assert length, f"a response without Content-Length: {head[:300]!r}"
+        total = end + 4 + int(length[1])
+        if len(received) < total:
+            return
+        responses.append((head.split(b"\r\n")[0], bytes(received[end + 4 : total])))
+        del received[:total]
+
+
+@pytest.mark.needs("http")
+def test_short_sends_lose_no_byte(stage, start_server, tmp_path):
+    """Pipelined requests for large answers (six echoes of up to 1 MiB; from
+    stage 4 on, a 3 MiB file twice between them), read in pieces of a few KiB through a small
+    receive window: the server's socket fills again and again, so its sends
+    and sendfile()s (stage 6: sends and splices) come back short, and it must
+    send the rest, in order, before anything queued behind it.  Every byte of
+    every answer is checked."""
+    # Six echoes: more than the server's socket send buffer holds (up to 4 MiB), even
+    # where a single 1 MiB answer would fit in it whole.
+    sizes = (MiB, 300_000, 777_777, MiB - 1, 999_999, MiB)
+    bodies = [random_bytes(size, seed=20 + i) for i, size in enumerate(sizes)]
+    asked = [request("POST", "/echo", body=body) for body in bodies]
+    expected = list(bodies)
+    args = ()
+    if "static" in stage.capabilities:
+        root = tmp_path / "root"
+        root.mkdir()
+        content = random_bytes(3 * MiB + 12_345, seed=23)
+        (root / "big.bin").write_bytes(content)
+        args = ("--root", str(root))
+        asked[1:1] = [request("GET", "/big.bin")]
+        asked[3:3] = [request("GET", "/big.bin")]
+        expected[1:1] = [content]
+        expected[3:3] = [content]
+    server = start_server(*args)
+
+    responses = []
+    with socket.socket() as sock:
+        # Before connect(): the window the client offers is then small from the start.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.settimeout(scaled(10.0))
+        sock.connect((HOST, server.port))
+        # In the background: the server stops reading while its answers wait to be sent.
+        sender = threading.Thread(target=sock.sendall, args=(b"".join(asked),), daemon=True)
+        sender.start()
+        received = bytearray()
+        reads = 0
+        while len(responses) < len(expected):
+            try:
+                data = sock.recv(1024 + reads % 7 * 1024)
+            except TimeoutError:
+                pytest.fail(
+                    f"nothing for {scaled(10.0):g} s after {len(responses)} of {len(expected)} "
+                    f"answers and {len(received)} bytes of the next: bytes lost on the way?")
+            assert data, (
+                f"closed after {len(responses)} of {len(expected)} answers "
+                f"and {len(received)} bytes of the next")
+            received += data
+            take_responses(received, responses)
+            reads += 1
+            if reads % 64 == 0:
+                time.sleep(0.001)  # slower still: the server's sends find the socket full
+        sender.join(timeout=scaled(5.0))
+    assert not received, f"{len(received)} bytes after the last answer: {bytes(received[:200])!r}"
+    for i, ((status, body), want) in enumerate(zip(responses, expected)):
+        assert status.startswith(b"HTTP/1.1 200 "), f"answer {i}: {status!r}"
+        at = first_difference(body, want)
+        assert at is None, (
+            f"answer {i}: {len(body)} bytes, expected {len(want)}; they differ from byte {at}")
 
 
 def check_non_reader(server, stage, big, expected_body):
