@@ -9,9 +9,12 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_count;
 static int stop_listen_fd = -1;
+static volatile sig_atomic_t stop_client_fd = -1;
+static unsigned drain_seconds;
 
 void signals_ignore_sigpipe(void)
 {
@@ -34,12 +37,23 @@ static void count_stop(int signo)
      */
     if (stop_listen_fd >= 0)
         shutdown(stop_listen_fd, SHUT_RD);
+    /* The drain bound: SIGALRM, drain_seconds after the first stop, counts as the second. */
+    if (stop_count == 1 && drain_seconds > 0)
+        alarm(drain_seconds);
+    /*
+     * Stop now: a client that neither sends nor reads would keep the server blocked in
+     * read() or write() (a write() that has sent a few bytes returns no EINTR). shutdown()
+     * of both directions wakes either call, and every later one fails or reads 0 at once.
+     */
+    if (stop_count == 2 && stop_client_fd >= 0)
+        shutdown(stop_client_fd, SHUT_RDWR);
     errno = saved_errno;
 }
 
-void signals_count_stops(int listen_fd)
+void signals_count_stops(int listen_fd, unsigned drain)
 {
     stop_listen_fd = listen_fd;
+    drain_seconds = drain;
     /*
      * No SA_RESTART: a blocking accept() or read() must return EINTR when a signal comes,
      * or the server would sleep on until the next client. sa_mask holds the other stop
@@ -49,8 +63,15 @@ void signals_count_stops(int listen_fd)
     sigemptyset(&count.sa_mask);
     sigaddset(&count.sa_mask, SIGINT);
     sigaddset(&count.sa_mask, SIGTERM);
-    if (sigaction(SIGINT, &count, NULL) < 0 || sigaction(SIGTERM, &count, NULL) < 0)
+    sigaddset(&count.sa_mask, SIGALRM);
+    if (sigaction(SIGINT, &count, NULL) < 0 || sigaction(SIGTERM, &count, NULL) < 0 ||
+        sigaction(SIGALRM, &count, NULL) < 0)
         die("sigaction: %s", strerror(errno));
+}
+
+void signals_serving(int fd)
+{
+    stop_client_fd = fd;
 }
 
 int signals_stop_count(void)

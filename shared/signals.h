@@ -16,9 +16,12 @@ void signals_ignore_sigpipe(void);
 /*
  * Stage 1: count SIGINT and SIGTERM; blocking calls they interrupt fail with EINTR. The
  * first one also shuts down listen_fd, so accept() fails with EINVAL from then on, also
- * when the signal lands just before the server blocks in it.
+ * when the signal lands just before the server blocks in it, and sets an alarm: drain
+ * seconds later (0: never), SIGALRM counts as a second stop signal.
  */
-void signals_count_stops(int listen_fd);
+void signals_count_stops(int listen_fd, unsigned drain);
+/* Stage 1: the client being served (-1: none), shut down at the second stop signal. */
+void signals_serving(int fd);
 /* How many stop signals have arrived: 0 = run, 1 = finish and stop, 2 = stop now. */
 int signals_stop_count(void);
 

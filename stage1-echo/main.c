@@ -22,7 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { ECHO_BUFFER_SIZE = 16 * 1024 };
+enum {
+    ECHO_BUFFER_SIZE = 16 * 1024,
+    DRAIN_SECONDS = 5, /* after a stop signal, the longest the client being served has */
+};
 
 /* Whether a stop signal asks us to drop the current client: only the second one does. */
 static bool must_stop_now(void)
@@ -94,7 +97,7 @@ int main(int argc, char **argv)
     int listen_fd = listener_open(host, port, 0, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
-    signals_count_stops(listen_fd);
+    signals_count_stops(listen_fd, DRAIN_SECONDS);
     listener_announce(listen_fd);
 
     /*
@@ -119,7 +122,9 @@ int main(int argc, char **argv)
             sleep(1);
             continue;
         }
+        signals_serving(fd);
         serve_client(fd);
+        signals_serving(-1);
         /* close() on a socket sends FIN (or RST if unread data remains); errors here are moot. */
         close(fd);
     }

@@ -19,8 +19,9 @@ void protocol_on_eof(struct conn *c)
 
 /*
  * Echo has no message boundaries, so the server cannot tell a client pausing between two
- * sends from one that is done: on stop it lets every client finish and hang up. (HTTP, in
- * stage 3, knows when a connection is between requests and closes those at once.)
+ * sends from one that is done: on stop it lets every client finish and hang up, until the
+ * loop's drain period ends. (HTTP, in stage 3, knows when a connection is between requests
+ * and closes those at once.)
  */
 void protocol_on_stop(struct conn *c)
 {

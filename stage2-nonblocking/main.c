@@ -16,12 +16,16 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     long port = 8080;
     long max_conns = 0;
+    long shutdown_timeout = 5;
     const struct option_spec options[] = {
         {"host", OPTION_STRING, "ADDR", "address to listen on", &host, 0, 0},
         {"port", OPTION_NUMBER, "N", "port to listen on, 0 for any free one", &port, 0, 65535},
         {"max-conns", OPTION_NUMBER, "N",
          "hold at most N connections per event loop, 0 for no limit; others wait to be accepted",
          &max_conns, 0, 1000000},
+        {"shutdown-timeout", OPTION_NUMBER, "S",
+         "after SIGTERM or SIGINT, close every connection still open S seconds later",
+         &shutdown_timeout, 0, 3600},
     };
     options_parse(argc, argv, options, sizeof options / sizeof options[0],
                   "A non-blocking TCP echo server: many clients, one thread, epoll.");
@@ -37,6 +41,7 @@ int main(int argc, char **argv)
     if (loop == NULL)
         die("%s", err);
     loop_set_max_conns(loop, (size_t)max_conns);
+    loop_set_shutdown_timeout(loop, (unsigned)shutdown_timeout * 1000);
     listener_announce(listen_fd);
 
     loop_run(loop);

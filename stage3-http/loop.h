@@ -22,8 +22,9 @@ struct session; /* the protocol's state for one connection, defined in session.h
  */
 struct loop *loop_create(int listen_fd, int signal_fd, char *err, size_t errlen);
 
-/* Runs until stopped: the first signal stops accepting and lets clients finish, a second one
- * closes them all. Closes listen_fd. */
+/* Runs until stopped: the first signal stops accepting and lets clients finish, until the
+ * drain period ends (loop_set_shutdown_timeout()); a second one closes them all at once.
+ * Closes listen_fd. */
 void loop_run(struct loop *loop);
 
 /*
@@ -32,6 +33,13 @@ void loop_run(struct loop *loop);
  * kernel's accept queue (the listen() backlog) until a connection closes.
  */
 void loop_set_max_conns(struct loop *loop, size_t max);
+
+/*
+ * --shutdown-timeout: after the first stop signal, connections still open after ms
+ * milliseconds (a request half received, an answer the client does not read) are closed,
+ * so the loop returns within that bound whatever its clients do.
+ */
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms);
 
 void loop_destroy(struct loop *loop);
 

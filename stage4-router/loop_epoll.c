@@ -107,6 +107,9 @@ struct loop {
     int signal_fd;
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     bool stopping;
+    bool stopped_now; /* every connection has been closed at once */
+    unsigned shutdown_timeout_ms; /* the drain period, see loop_set_shutdown_timeout() */
+    uint64_t stop_deadline; /* when the drain period ends (loop clock, ms) */
     size_t open_count;
     size_t max_conns; /* 0: no limit but the descriptors, see loop_set_max_conns() */
     bool accept_paused; /* at max_conns: epoll does not watch the listening socket */
@@ -549,6 +552,16 @@ static void stop_accepting(struct loop *loop)
     loop->listen_fd = -1;
 }
 
+/* Closes every connection at once, whatever it is doing. */
+static void stop_now(struct loop *loop)
+{
+    log_info("closing %zu connection(s) now", loop->open_count);
+    loop->stopped_now = true;
+    for (size_t fd = 0; fd < loop->conn_slots; fd++)
+        if (loop->conns[fd].open)
+            conn_release(&loop->conns[fd]);
+}
+
 static void handle_signals(struct loop *loop)
 {
     struct signalfd_siginfo info;
@@ -565,6 +578,7 @@ static void handle_signals(struct loop *loop)
             log_info("%s: stopping; %zu connection(s) to finish", strsignal((int)info.ssi_signo),
                      loop->open_count);
             loop->stopping = true;
+            loop->stop_deadline = loop->now + loop->shutdown_timeout_ms;
             stop_accepting(loop);
             for (size_t fd = 0; fd < loop->conn_slots; fd++) {
                 struct conn *c = &loop->conns[fd];
@@ -574,11 +588,9 @@ static void handle_signals(struct loop *loop)
                 }
             }
         } else {
-            log_info("%s again: closing %zu connection(s) now", strsignal((int)info.ssi_signo),
-                     loop->open_count);
-            for (size_t fd = 0; fd < loop->conn_slots; fd++)
-                if (loop->conns[fd].open)
-                    conn_release(&loop->conns[fd]);
+            log_info("%s again", strsignal((int)info.ssi_signo));
+            if (!loop->stopped_now)
+                stop_now(loop);
         }
     }
 }
@@ -633,6 +645,12 @@ void loop_run(struct loop *loop)
         int wait_ms = -1;
         if (loop->open_count > 0)
             wait_ms = loop->next_sweep > loop->now ? (int)(loop->next_sweep - loop->now) : 0;
+        /* Stopping: wake up when the drain period ends, at the latest. */
+        if (loop->stopping && !loop->stopped_now) {
+            int left = loop->stop_deadline > loop->now ? (int)(loop->stop_deadline - loop->now) : 0;
+            if (wait_ms < 0 || left < wait_ms)
+                wait_ms = left;
+        }
         int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -646,6 +664,9 @@ void loop_run(struct loop *loop)
             expire_deadlines(loop);
             loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
         }
+        /* The drain period is over: what is still open is closed, whatever its client does. */
+        if (loop->stopping && !loop->stopped_now && loop->now >= loop->stop_deadline)
+            stop_now(loop);
     }
     if (loop->listen_fd >= 0)
         stop_accepting(loop);
@@ -697,6 +718,11 @@ struct loop *loop_create(int listen_fd, int signal_fd, char *err, size_t errlen)
 void loop_set_max_conns(struct loop *loop, size_t max)
 {
     loop->max_conns = max;
+}
+
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms)
+{
+    loop->shutdown_timeout_ms = ms;
 }
 
 void loop_destroy(struct loop *loop)

@@ -50,6 +50,13 @@ void loop_post(struct loop *loop, struct job *job);
  */
 void loop_set_max_conns(struct loop *loop, size_t max);
 
+/*
+ * --shutdown-timeout: after the first stop signal, connections still open after ms
+ * milliseconds (a request half received, an answer the client does not read) are closed,
+ * so the loop returns within that bound whatever its clients do.
+ */
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms);
+
 void loop_destroy(struct loop *loop);
 
 /*

@@ -117,7 +117,9 @@ struct loop {
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     int index; /* which loop this is, for messages */
     bool stopping;
-    bool stopped_now;
+    bool stopped_now; /* every connection has been closed at once */
+    unsigned shutdown_timeout_ms; /* the drain period, see loop_set_shutdown_timeout() */
+    uint64_t stop_deadline; /* when the drain period ends (loop clock, ms) */
     atomic_int stop_request; /* set by loop_stop(): 1 finish and stop, 2 stop now */
     pthread_mutex_t inbox_lock;
     struct job *inbox; /* finished jobs posted by workers, waiting to be delivered */
@@ -632,6 +634,7 @@ static void begin_stop(struct loop *loop)
 {
     log_info("loop %d: stopping; %zu connection(s) to finish", loop->index, loop->open_count);
     loop->stopping = true;
+    loop->stop_deadline = loop->now + loop->shutdown_timeout_ms;
     stop_accepting(loop);
     for (size_t fd = 0; fd < loop->conn_slots; fd++) {
         struct conn *c = &loop->conns[fd];
@@ -651,6 +654,20 @@ static void stop_now(struct loop *loop)
             conn_release(&loop->conns[fd]);
 }
 
+/*
+ * Acts on a stop another thread asked for (loop_stop()). Also called before each batch of
+ * events: a request completing in the same batch as the wakeup, but ahead of it, must
+ * already be answered as the last on its connection, with Connection: close.
+ */
+static void take_stop_request(struct loop *loop)
+{
+    int stop = atomic_load(&loop->stop_request);
+    if (stop >= 1 && !loop->stopping)
+        begin_stop(loop);
+    if (stop >= 2 && !loop->stopped_now)
+        stop_now(loop);
+}
+
 /* Another thread wrote to the eventfd: jobs have come back, or a stop was asked for. */
 static void handle_wake(struct loop *loop)
 {
@@ -658,11 +675,7 @@ static void handle_wake(struct loop *loop)
     if (eventfd_read(loop->wake_fd, &count) < 0 && errno != EAGAIN)
         log_error("loop %d: eventfd_read: %s", loop->index, strerror(errno));
     deliver_jobs(loop);
-    int stop = atomic_load(&loop->stop_request);
-    if (stop >= 1 && !loop->stopping)
-        begin_stop(loop);
-    if (stop >= 2 && !loop->stopped_now)
-        stop_now(loop);
+    take_stop_request(loop);
 }
 
 /*
@@ -715,6 +728,12 @@ void loop_run(struct loop *loop)
         int wait_ms = -1;
         if (loop->open_count > 0 || loop->accept_paused)
             wait_ms = loop->next_sweep > loop->now ? (int)(loop->next_sweep - loop->now) : 0;
+        /* Stopping: wake up when the drain period ends, at the latest. */
+        if (loop->stopping && !loop->stopped_now) {
+            int left = loop->stop_deadline > loop->now ? (int)(loop->stop_deadline - loop->now) : 0;
+            if (wait_ms < 0 || left < wait_ms)
+                wait_ms = left;
+        }
         int n = epoll_wait(loop->epoll_fd, events, MAX_EVENTS, wait_ms);
         if (n < 0) {
             if (errno == EINTR)
@@ -722,6 +741,7 @@ void loop_run(struct loop *loop)
             die("epoll_wait: %s", strerror(errno));
         }
         loop->now = clock_ms();
+        take_stop_request(loop);
         for (int i = 0; i < n; i++)
             dispatch(loop, &events[i]);
         if (loop->now >= loop->next_sweep) {
@@ -731,6 +751,9 @@ void loop_run(struct loop *loop)
                 resume_accepting(loop);
             loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
         }
+        /* The drain period is over: what is still open is closed, whatever its client does. */
+        if (loop->stopping && !loop->stopped_now && loop->now >= loop->stop_deadline)
+            stop_now(loop);
     }
     if (loop->listen_fd >= 0)
         stop_accepting(loop);
@@ -786,6 +809,11 @@ struct loop *loop_create(int listen_fd, int index, char *err, size_t errlen)
 void loop_set_max_conns(struct loop *loop, size_t max)
 {
     loop->max_conns = max;
+}
+
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms)
+{
+    loop->shutdown_timeout_ms = ms;
 }
 
 void loop_destroy(struct loop *loop)

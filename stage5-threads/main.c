@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1";
     long port = 8080;
     long max_conns = 0;
+    long shutdown_timeout = 5;
     long idle_timeout = 60;
     long header_timeout = 10;
     const char *root = default_root();
@@ -152,6 +153,9 @@ int main(int argc, char **argv)
         {"max-conns", OPTION_NUMBER, "N",
          "hold at most N connections per event loop, 0 for no limit; others wait to be accepted",
          &max_conns, 0, 1000000},
+        {"shutdown-timeout", OPTION_NUMBER, "S",
+         "after SIGTERM or SIGINT, close every connection still open S seconds later",
+         &shutdown_timeout, 0, 3600},
         {"idle-timeout", OPTION_NUMBER, "SECONDS",
          "close a connection idle this long between requests", &idle_timeout, 1, 3600},
         {"header-timeout", OPTION_NUMBER, "SECONDS",
@@ -208,6 +212,7 @@ int main(int argc, char **argv)
         if (loops[i] == NULL)
             die("%s", err);
         loop_set_max_conns(loops[i], (size_t)max_conns);
+        loop_set_shutdown_timeout(loops[i], (unsigned)shutdown_timeout * 1000);
     }
     listener_announce(first_fd);
 

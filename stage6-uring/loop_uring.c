@@ -120,7 +120,7 @@ enum {
 };
 
 /*
- * What an operation is, in the top byte of its user_data. The first four belong to the
+ * What an operation is, in the top byte of its user_data. The first five belong to the
  * loop; the others name a connection.
  */
 enum op_type {
@@ -128,6 +128,7 @@ enum op_type {
     OP_WAKE, /* a read on the eventfd other threads write to */
     OP_TICK, /* the timeout that drives the deadline sweep */
     OP_STOP, /* a cancellation of the loop's own operations */
+    OP_DRAIN, /* the timeout that ends the drain period after a stop */
     OP_RECEIVE, /* the connection's multishot receive */
     OP_SEND, /* a send of the connection's outgoing buffer */
     OP_READ_FILE, /* a read of a small file, into the outgoing buffer */
@@ -191,7 +192,9 @@ struct loop {
     int spare_fd; /* a descriptor held in reserve for EMFILE, see shed_connection() */
     int index; /* which loop this is, for messages */
     bool stopping;
-    bool stopped_now;
+    bool stopped_now; /* every connection has been closed at once */
+    unsigned shutdown_timeout_ms; /* the drain period, see loop_set_shutdown_timeout() */
+    struct __kernel_timespec drain_interval; /* ... as the drain timeout reads it */
     bool finishing; /* loop_run() is cancelling the loop's own operations to return */
     atomic_int stop_request; /* set by loop_stop(): 1 finish and stop, 2 stop now */
     pthread_mutex_t inbox_lock;
@@ -1117,11 +1120,25 @@ static void deliver_jobs(struct loop *loop)
     }
 }
 
+/*
+ * A timeout operation that completes when the drain period is over: what is still open
+ * then is closed, whatever its client does. finish() cancels it if all ends before.
+ */
+static void arm_drain(struct loop *loop)
+{
+    loop->drain_interval.tv_sec = loop->shutdown_timeout_ms / 1000;
+    loop->drain_interval.tv_nsec = (long long)(loop->shutdown_timeout_ms % 1000) * 1000000;
+    struct io_uring_sqe *sqe = get_sqe(loop);
+    io_uring_prep_timeout(sqe, &loop->drain_interval, 0, 0);
+    tag_op(sqe, OP_DRAIN, NULL);
+}
+
 static void begin_stop(struct loop *loop)
 {
     log_info("loop %d: stopping; %zu connection(s) to finish", loop->index, loop->open_count);
     loop->stopping = true;
     stop_accepting(loop);
+    arm_drain(loop);
     for (size_t slot = 0; slot < loop->slots_ever; slot++) {
         struct conn *c = &loop->conns[slot];
         if (c->state == CONN_OPEN) {
@@ -1140,6 +1157,28 @@ static void stop_now(struct loop *loop)
             conn_release(&loop->conns[slot]);
 }
 
+static void handle_drain(struct loop *loop, const struct io_uring_cqe *cqe)
+{
+    if (cqe->res != -ETIME && cqe->res != -ECANCELED)
+        log_error("loop %d: timeout: %s", loop->index, strerror(-cqe->res));
+    if (cqe->res == -ETIME && !loop->finishing && !loop->stopped_now)
+        stop_now(loop);
+}
+
+/*
+ * Acts on a stop another thread asked for (loop_stop()). Also called before each batch of
+ * completions: a request completing in the same batch as the wakeup, but ahead of it, must
+ * already be answered as the last on its connection, with Connection: close.
+ */
+static void take_stop_request(struct loop *loop)
+{
+    int stop = atomic_load(&loop->stop_request);
+    if (stop >= 1 && !loop->stopping)
+        begin_stop(loop);
+    if (stop >= 2 && !loop->stopped_now)
+        stop_now(loop);
+}
+
 /* Another thread wrote to the eventfd: jobs have come back, or a stop was asked for. */
 static void handle_wake(struct loop *loop, const struct io_uring_cqe *cqe)
 {
@@ -1149,11 +1188,7 @@ static void handle_wake(struct loop *loop, const struct io_uring_cqe *cqe)
         return;
     arm_wake(loop);
     deliver_jobs(loop);
-    int stop = atomic_load(&loop->stop_request);
-    if (stop >= 1 && !loop->stopping)
-        begin_stop(loop);
-    if (stop >= 2 && !loop->stopped_now)
-        stop_now(loop);
+    take_stop_request(loop);
 }
 
 /* --- Time ------------------------------------------------------------------------------ */
@@ -1285,6 +1320,9 @@ static void handle_completion(struct loop *loop, const struct io_uring_cqe *cqe)
     case OP_TICK:
         handle_tick(loop, cqe);
         break;
+    case OP_DRAIN:
+        handle_drain(loop, cqe);
+        break;
     case OP_STOP:
         break;
     default:
@@ -1300,6 +1338,8 @@ static void handle_completions(struct loop *loop)
     unsigned head;
     unsigned seen = 0;
     loop->now = clock_ms();
+    if (!loop->finishing)
+        take_stop_request(loop);
     io_uring_for_each_cqe(&loop->ring, head, cqe)
     {
         handle_completion(loop, cqe);
@@ -1559,6 +1599,11 @@ struct loop *loop_create(int listen_fd, int index, char *err, size_t errlen)
 void loop_set_max_conns(struct loop *loop, size_t max)
 {
     loop->max_conns = max;
+}
+
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms)
+{
+    loop->shutdown_timeout_ms = ms;
 }
 
 void loop_destroy(struct loop *loop)

@@ -591,6 +591,173 @@ def test_sigterm_mid_echo_lets_the_transfer_finish(stage, server):
     check_sigterm_mid_transfer(server, big, body)
 
 
+def read_until_closed(sock, pause=0.0, piece=64 * 1024):
+    """Everything the socket delivers until the server closes or resets it, read
+    `piece` bytes at a time with `pause` seconds between reads."""
+    got = bytearray()
+    while True:
+        try:
+            data = sock.recv(piece)
+        except ConnectionResetError:
+            return bytes(got)
+        if not data:
+            return bytes(got)
+        got += data
+        time.sleep(pause)
+
+
+def in_background(work, *args):
+    """Runs work(*args) on a thread; a connection closed under it is expected."""
+
+    def run():
+        try:
+            work(*args)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def send_all_then_end(sock, data, end):
+    sock.sendall(data)
+    if end:
+        sock.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.needs("event-loop")
+def test_sigterm_drain_is_bounded_by_the_shutdown_timeout(stage, start_server, tmp_path):
+    """After SIGTERM the server finishes what it can within --shutdown-timeout
+    (2 s here), then closes what is left and exits with status 0, whatever its
+    clients do (CONVENTIONS.md).  Three clients when the signal comes: one whose
+    large answer it reads at full speed (it must arrive whole), one that has sent
+    half a request (half a line, on the echo stages) and stalls, and one reading
+    its large answer a few KiB every 50 ms, far too slowly to finish: what that
+    one got before the close must be the start of its answer, byte for byte."""
+    http = "http" in stage.capabilities
+    args = ["--shutdown-timeout", "2"]
+    if "static" in stage.capabilities:
+        content = random_bytes(8 * MiB, seed=31)
+        root = tmp_path / "root"
+        root.mkdir()
+        (root / "big.bin").write_bytes(content)
+        args += ["--root", str(root)]
+        big = request("GET", "/big.bin")
+    elif http:
+        big, content = big_request()
+    else:
+        content = random_bytes(8 * MiB, seed=32)
+        big = content
+    half = half_request(stage)
+    server = start_server(*args)
+
+    def connect(rcvbuf=None):
+        sock = socket.socket()
+        if rcvbuf:  # before connect(): the window offered is small from the start
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(scaled(10.0))
+        sock.connect((HOST, server.port))
+        return sock
+
+    def answer_body(got):
+        return got[got.index(b"\r\n\r\n") + 4 :] if http else got
+
+    exited = threading.Event()
+    slow_got = bytearray()
+
+    def read_slowly(sock):
+        """A few KiB every 50 ms until the server has exited, then the rest that the
+        kernel still holds, at full speed."""
+        try:
+            while not exited.is_set():
+                data = sock.recv(4096)
+                if not data:
+                    return
+                slow_got.extend(data)
+                time.sleep(0.05)
+        except ConnectionResetError:
+            return
+        slow_got.extend(read_until_closed(sock))
+
+    with connect() as fast, connect() as stalled, connect(rcvbuf=16 * 1024) as slow:
+        stalled.sendall(half)
+        # The echo stages echo while the client is still sending: send on a thread.
+        in_background(slow.sendall, big)
+        slow_got += slow.recv(4096)
+        # An echo client ends its "request" by shutting down its side after sending.
+        in_background(send_all_then_end, fast, big, not http)
+        fast_got = fast.recv(64 * 1024)
+        assert slow_got and fast_got, "no answer before SIGTERM"
+        time.sleep(0.2)  # the stalled client's half request has arrived
+        server.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        slow_reader = in_background(read_slowly, slow)
+        fast_got += read_until_closed(fast)
+        try:
+            status = server.wait_for_exit(timeout=2.0 + 1.5)
+            took = time.monotonic() - signalled
+        finally:
+            exited.set()
+        stalled_got = read_until_closed(stalled)
+        slow_reader.join(timeout=scaled(10.0))
+    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+    assert took < scaled(3.5), f"exited {took:.1f} s after SIGTERM; --shutdown-timeout 2"
+    if http:
+        assert fast_got.startswith(b"HTTP/1.1 200 "), f"not a 200: {fast_got[:100]!r}"
+    body = answer_body(fast_got)
+    at = first_difference(body, content)
+    assert at is None, f"the fast reader got {len(body)} bytes of {len(content)}, from {at} wrong"
+    # Cut short by the close at the end of the drain, but never wrong.
+    body = answer_body(bytes(slow_got))
+    at = first_difference(body, content[: len(body)])
+    assert at is None, f"the slow reader's {len(body)} bytes differ from byte {at}"
+    # Unanswered on the HTTP stages (closed at the end of the drain); echoed on the others.
+    assert stalled_got == (b"" if http else half), f"the stalled client got {stalled_got[:100]!r}"
+
+
+def half_request(stage):
+    """Half a request: a POST head whose body stops short, or half an echo line."""
+    if "http" in stage.capabilities:
+        return request("POST", "/echo", "Content-Length: 100") + b"x" * 10
+    return b"half a li"
+
+
+@pytest.mark.needs("cli")
+def test_second_stop_signal_stops_at_once(stage, server):
+    """A client has sent half a request and stalls.  After SIGTERM the server
+    waits for it, within its drain bound (5 s by default); a second signal,
+    SIGINT, closes it and stops the server at once, with status 0."""
+    with socket.create_connection((HOST, server.port), timeout=scaled(5.0)) as stalled:
+        stalled.sendall(half_request(stage))
+        time.sleep(0.2)
+        server.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.process.poll() is None, "stopped at once, with a request half received"
+        server.send_signal(signal.SIGINT)
+        status = server.wait_for_exit(timeout=1.0)
+    assert status == 0, f"server exited with status {status} after a second signal, expected 0"
+
+
+@pytest.mark.needs("echo")
+def test_sigterm_mid_client_is_bounded_on_the_blocking_stage(stage, server):
+    """Stage 1 serves one client at a time and, on SIGTERM, lets it finish: but
+    a client that never hangs up would keep it forever.  5 s after the signal,
+    an alarm counts as a second signal, and it stops with status 0."""
+    if "event-loop" in stage.capabilities:
+        pytest.skip("the event loops' bound is --shutdown-timeout, tested above")
+    with socket.create_connection((HOST, server.port), timeout=scaled(10.0)) as stalled:
+        stalled.sendall(half_request(stage))
+        assert stalled.recv(64) == half_request(stage)
+        server.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        status = server.wait_for_exit(timeout=5.0 + 1.5)
+        took = time.monotonic() - signalled
+        assert read_until_closed(stalled) == b""
+    assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
+    assert took > 4.5, f"stopped {took:.1f} s after SIGTERM, before its client was done"
+
+
 def sigpipe_ignored(pid):
     """Whether the process ignores SIGPIPE: bit 13 of SigIgn in /proc/PID/status."""
     with open(f"/proc/{pid}/status") as status:
