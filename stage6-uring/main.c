@@ -204,8 +204,9 @@ int main(int argc, char **argv)
     int first_fd = -1;
     for (int i = 0; i < threads; i++) {
         long loop_port = i == 0 ? port : listener_port(first_fd);
-        int fd =
-            listener_open(host, loop_port, LISTENER_NONBLOCK | LISTENER_REUSEPORT, err, sizeof err);
+        /* The first socket also checks that no other program holds the port (listener.c). */
+        int flags = LISTENER_NONBLOCK | LISTENER_REUSEPORT | (i == 0 ? LISTENER_PORT_FREE : 0);
+        int fd = listener_open(host, loop_port, flags, err, sizeof err);
         if (fd < 0)
             die("%s", err);
         if (i == 0)
