@@ -250,8 +250,6 @@ ACCEPTED = [
     # RFC 9112 2.2: a server SHOULD ignore at least one empty line before a request line.
     pytest.param(b"\r\n" * MAX_LEADING_EMPTY_LINES + request("GET", "/plaintext"), HELLO,
                  id="empty-lines-before-request"),
-    # RFC 9112 3.2: an empty Host is valid when the target has no authority.
-    pytest.param(b"GET /plaintext HTTP/1.1\r\nHost:\r\n\r\n", HELLO, id="empty-host"),
     # RFC 9112 5: optional whitespace (OWS) around a field value.
     pytest.param(b"GET /plaintext HTTP/1.1\r\nHost:example.test\r\n\r\n", HELLO,
                  id="no-space-after-colon"),
@@ -621,6 +619,13 @@ MALFORMED = [
     # Exactly one Host in HTTP/1.1 (RFC 9112 3.2).
     case("no-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     case("two-hosts", fields("Host: other.test"), 400),
+    # An http URI must have a host (RFC 9110 4.2.1): an empty Host names none (RFC 9112 3.3).
+    case("empty-host", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
+    case("blank-host", b"GET / HTTP/1.1\r\nHost:  \r\n\r\n", 400),
+    # Any other invalid value (RFC 9112 3.2): uri-host [ ":" port ] (RFC 9110 7.2).
+    case("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    case("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
+    case("host-port-only", b"GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400),
     # Field lines: token ":" OWS value OWS (RFC 9112 5, RFC 9110 5.1 and 5.5).
     case("field-name-with-delimiter", fields("X-Bad@Name: 1"), 400),
     case("field-name-with-space", fields("X Bad: 1"), 400),
