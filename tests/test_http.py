@@ -40,7 +40,7 @@ HIDDEN = b"0\r\n\r\n" + SMUGGLED
 
 # The parser's limits, as shared/http_parse.h defines them (test_limits_match_the_parser).
 MAX_METHOD_LEN = 32
-MAX_TARGET_LEN = 2048
+MAX_TARGET_LEN = 8000
 MAX_HEAD_LEN = 8192  # request line, fields, blank line, and any empty lines before them
 MAX_FIELDS = 64
 MAX_LEADING_EMPTY_LINES = 4
