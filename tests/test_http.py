@@ -31,7 +31,13 @@ from pathlib import Path
 import pytest
 
 from client import MiB, scaled
-from http_client import HttpConnection, chunked, parse_imf_fixdate, request
+from http_client import (
+    HttpConnection,
+    chunked,
+    parse_imf_fixdate,
+    read_response_without_body,
+    request,
+)
 
 HELLO = b"Hello, World!"  # what GET answers on this stage
 SMUGGLED = request("GET", "/smuggled")  # a valid request the server must never answer
@@ -163,7 +169,7 @@ def test_post_body_of_exactly_the_limit(server):
 
 
 @pytest.mark.needs("http")
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405_with_allow(server, method):
     """A method the server knows but does not serve: 405 with an Allow field
     listing the ones it does (RFC 9110 sections 9.1, 15.5.6, 10.2.1): here
@@ -185,15 +191,24 @@ def test_other_methods_get_405_with_allow(server, method):
 
 
 @pytest.mark.needs("http")
-def test_options_asterisk_is_answered_and_keeps_the_connection(server):
-    """OPTIONS * (the asterisk-form, RFC 9112 section 3.2.4) is a well-formed
-    request about the server as a whole.  No stage serves OPTIONS, so the answer
-    is a 4xx (405 on stage 3, whose every path refuses OPTIONS; 404 from stage 4
-    on, where no route is named "*"), and the connection stays usable."""
+@pytest.mark.parametrize("target, allowed", [
+    ("*", {"GET", "HEAD", "POST", "OPTIONS"}),
+    ("/plaintext", {"GET", "HEAD", "OPTIONS"}),
+], ids=["asterisk", "plaintext"])
+def test_options_is_answered_with_allow(server, target, allowed):
+    """OPTIONS asks what may be done (RFC 9110 section 9.3.7): with "*" (the
+    asterisk-form, RFC 9112 section 3.2.4) about the server as a whole, with a
+    path about that resource.  The answer is a 204 with Allow (section 10.2.1),
+    listing at least the methods given here, and never a body or a
+    Content-Length (section 8.6); the connection stays usable."""
     with HttpConnection(server) as conn:
-        conn.send(request("OPTIONS", "*") + request("GET", "/plaintext"))
-        response = conn.read_response("OPTIONS")
-        conn.check(response.status in (404, 405), f"expected 404 or 405, got {response.status}")
+        conn.send(request("OPTIONS", target) + request("GET", "/plaintext"))
+        response = read_response_without_body(conn)
+        conn.check(response.status == 204, f"expected 204, got {response.status}")
+        members = {m.strip() for m in (response.header("Allow") or "").split(",")}
+        conn.check(allowed <= members,
+                   f"Allow: {response.header('Allow')!r} should list {', '.join(sorted(allowed))}")
+        conn.check(response.header("Content-Length") is None, "a 204 with a Content-Length")
         conn.expect_response(200, body=HELLO)
 
 
