@@ -1,8 +1,9 @@
 # A staged HTTP/1.1 server in C: from a blocking echo server to io_uring.
 #
 #   make                              build every stage
-#   make run [STAGE=N] [ARGS=...]     build stage N (default: the highest) and run it here;
-#                                     from stage 4 on it serves the tutorial site
+#   make run [STAGE=N] [ARGS=...]     build stage N and run it here, on 127.0.0.1:8080; without
+#                                     STAGE, the highest stage serves the tutorial site on
+#                                     127.0.0.1:8000, which leaves 8080 to the chapters' servers
 #   make test [STAGE=N] [ARGS=...]    the test suite against stage N, or against every stage
 #   make memcheck [STAGE=N]           the suite with every server under valgrind's memcheck
 #                                     (default: stages 2 to 4): fails on any error, and on
@@ -31,10 +32,11 @@ stage_dir = $(filter stage$(1)-%,$(STAGES))
 PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer, the benchmarks and the docs use, as Debian 12
-# packages: compilers and libraries; the test runner and its tools; the load generators,
-# nginx for comparison and the plotting; the site's converters and the browser that checks it;
-# the linters.
+# packages: compilers and libraries; the test runner and its tools, and those the chapters'
+# exercises use (curl, socat, tcpdump, ss); the load generators, nginx for comparison and the plotting;
+# the site's converters and the browser that checks it; the linters.
 PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbsd strace valgrind \
+            socat tcpdump \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
             wrk nghttp2-client nginx-light gnuplot-nox linux-perf \
             graphviz pandoc chromium chromium-driver python3-selenium
@@ -50,7 +52,12 @@ RUN_STAGE := $(if $(STAGE),$(call stage_dir,$(STAGE)),$(lastword $(STAGES)))
 
 # Without STAGE, the newest stage; if that is stage 6 and the kernel refuses io_uring,
 # stage 5 serves instead, and says so. Stages 4 and later serve the tutorial site, which
-# is their default --root once built.
+# is their default --root once built. The site gets a port of its own (SITE_PORT, before
+# ARGS, which can still change it): the chapters start their servers on the stages'
+# default port, 8080, and would find it taken while the site is being read.
+SITE_PORT := 8000
+RUN_PORT  := $(if $(STAGE),,--port $(SITE_PORT))
+
 run: deps
 	@test -n "$(RUN_STAGE)" || { echo "make run: there is no stage $(STAGE)" >&2; exit 2; }
 	@stage=$(RUN_STAGE); \
@@ -59,7 +66,7 @@ run: deps
 			echo "make run: stage 6 needs io_uring; stage 5 serves instead"; stage=stage5-threads; }; \
 	fi; \
 	case $$stage in stage[1-3]-*) ;; *) $(MAKE) -C docs || exit 1 ;; esac; \
-	$(MAKE) -C $$stage && exec ./$$stage/server $(ARGS)
+	$(MAKE) -C $$stage && exec ./$$stage/server $(RUN_PORT) $(ARGS)
 
 tools/uring-probe: tools/uring-probe.c
 	$(CC) -std=c17 -O2 -Wall -Wextra -Werror -o $@ $< -luring

@@ -682,11 +682,13 @@ static bool parse_decimal(const char **cursor, const char *end, uint64_t *number
  * Host (RFC 9112 3.2): "A server MUST respond with a 400 (Bad Request) status code to any
  * HTTP/1.1 request message that lacks a Host header field and to any request message that
  * contains more than one Host header field line or a Host header field with an invalid field
- * value." The lack is checked when the head is complete.
+ * value." The lack is checked when the head is complete. An empty Host is a client's way to
+ * say the target URI has no authority, and an http URI without a host is invalid (RFC 9110
+ * 4.2.1; RFC 9112 3.3 lets the server reject it): 400 too.
  */
 static ssize_t apply_host(struct http_request_parser *p, struct http_slice value)
 {
-    if ((p->flags & SEEN_HOST) || !is_valid_host(value.ptr, value.len))
+    if ((p->flags & SEEN_HOST) || value.len == 0 || !is_valid_host(value.ptr, value.len))
         return -400;
     p->flags |= SEEN_HOST;
     p->host_index = p->field_count;

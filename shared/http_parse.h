@@ -34,11 +34,11 @@
  * characters; anything longer cannot be a method we implement. */
 #define HTTP_MAX_METHOD_LEN 32
 
-/* Longest request-target: 414 past it. RFC 9110 4.1 recommends supporting 8000 octets, but that
- * would leave no room for fields in our 8 KiB head. 2048 is a long-standing practical limit (old
- * Internet Explorer stopped at 2083, the sitemaps protocol at 2048); larger data belongs in a
- * request body. */
-#define HTTP_MAX_TARGET_LEN 2048
+/* Longest request-target: 414 past it. RFC 9112 3 recommends supporting request lines of at least
+ * 8000 octets, and RFC 9110 4.1 URIs as long: clients and intermediaries do send them (long query
+ * strings, signed URLs). That leaves about 150 bytes for fields in an 8 KiB head, enough for Host
+ * and a few short fields; a request with a target that long and a browser's fields gets 431. */
+#define HTTP_MAX_TARGET_LEN 8000
 
 /* Longest head (request line + fields + blank line, counting any empty lines skipped before it):
  * 431 past it. nginx and Apache refuse a request line or a field line over 8 KiB by default; real

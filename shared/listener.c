@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,33 @@
  * traditional 128, or clients see SYN retransmits and one-second stalls.
  */
 enum { LISTEN_BACKLOG = 4096 };
+
+/*
+ * SO_REUSEPORT lets a socket join the group of any socket listening on the same port with
+ * SO_REUSEPORT set by the same user: another stage-5 server, or an nginx with `reuseport`.
+ * bind() then succeeds, and the kernel splits the clients between the two programs. A
+ * socket without SO_REUSEPORT gets EADDRINUSE from any listener on the port, so one bound
+ * first, and closed at once, tells whether the port is free. A program that binds with
+ * SO_REUSEPORT between that close and our own bind still joins us unseen; closing that
+ * window would take holding the port without SO_REUSEPORT, which our own loops could then
+ * not join. Never connected, the probe leaves no TIME_WAIT behind.
+ */
+static bool port_is_free(const struct addrinfo *addr, const char *host, long port, char *err,
+                         size_t errlen)
+{
+    int fd = socket(addr->ai_family, addr->ai_socktype | SOCK_CLOEXEC, addr->ai_protocol);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return false;
+    }
+    int one = 1;
+    bool is_free = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+                   bind(fd, addr->ai_addr, addr->ai_addrlen) == 0;
+    if (!is_free)
+        snprintf(err, errlen, "bind %s port %ld: %s", host, port, strerror(errno));
+    close(fd);
+    return is_free;
+}
 
 int listener_open(const char *host, long port, int flags, char *err, size_t errlen)
 {
@@ -34,6 +62,11 @@ int listener_open(const char *host, long port, int flags, char *err, size_t errl
     int rc = getaddrinfo(host, service, &hints, &addr);
     if (rc != 0) {
         snprintf(err, errlen, "--host %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+
+    if ((flags & LISTENER_PORT_FREE) && port != 0 && !port_is_free(addr, host, port, err, errlen)) {
+        freeaddrinfo(addr);
         return -1;
     }
 

@@ -9,11 +9,15 @@
 enum listener_flags {
     LISTENER_NONBLOCK = 1 << 0, /* accept() returns EAGAIN instead of waiting (event loops) */
     LISTENER_REUSEPORT = 1 << 1, /* several sockets share the port; the kernel spreads clients */
+    LISTENER_PORT_FREE = 1 << 2, /* with REUSEPORT: refuse a port another process holds */
 };
 
 /*
  * Opens a TCP socket listening on host (a numeric IPv4 or IPv6 address) and port (0: the
- * kernel picks a free one). Returns the descriptor, or -1 with a message in err.
+ * kernel picks a free one). Returns the descriptor, or -1 with a message in err. A port
+ * another process listens on fails with "Address already in use"; with LISTENER_REUSEPORT
+ * only if LISTENER_PORT_FREE is given too (for the first of a server's sockets: the others
+ * join its group).
  */
 int listener_open(const char *host, long port, int flags, char *err, size_t errlen);
 

@@ -76,6 +76,11 @@ static void answer(struct conn *c, const struct http_request *req, const char *b
     case HTTP_METHOD_POST:
         respond(c, 200, "application/octet-stream", NULL, body, body_len, flags);
         break;
+    case HTTP_METHOD_OPTIONS:
+        /* What may be done here (RFC 9110 9.3.7): every path, and "*", the server itself,
+         * take the same methods. */
+        respond(c, 204, NULL, "Allow: GET, HEAD, POST, OPTIONS\r\n", NULL, 0, flags);
+        break;
     default:
         /* A method we know but do not serve: 405 must list the ones we do (section 15.5.6). */
         respond(c, 405, "text/plain", "Allow: GET, HEAD, POST\r\n", "405 Method Not Allowed\n",

@@ -97,9 +97,12 @@ void respond(struct conn *c, int status, const char *content_type, const char *e
         put_str(&h, content_type);
     }
     /* Always a length, also for HEAD (the GET body's) and errors: the client never has to
-     * wait for a close to know where a response ends. */
-    put_str(&h, "\r\nContent-Length: ");
-    put_number(&h, body_len);
+     * wait for a close to know where a response ends. A 204 has neither a body nor a
+     * Content-Length (RFC 9110 8.6). */
+    if (status != 204) {
+        put_str(&h, "\r\nContent-Length: ");
+        put_number(&h, body_len);
+    }
     if (flags & RESPONSE_CLOSE)
         put_str(&h, "\r\nConnection: close");
     else if (flags & RESPONSE_KEEP_ALIVE)
@@ -110,7 +113,7 @@ void respond(struct conn *c, int status, const char *content_type, const char *e
     put_str(&h, "\r\n");
 
     conn_send(c, h.bytes, h.len);
-    if (!(flags & RESPONSE_NO_BODY))
+    if (!(flags & RESPONSE_NO_BODY) && status != 204)
         conn_send(c, body, body_len);
 }
 

@@ -243,7 +243,11 @@ static bool parse_http_date(struct http_slice text, time_t *out)
     return false;
 }
 
-/* RFC 9110 13.2.2: If-None-Match first; If-Modified-Since only without it. */
+/*
+ * RFC 9110 13.2.2: If-None-Match first; If-Modified-Since only without it. A date later than
+ * our clock is ignored (13.1.3): no client saw the file then, so a 304 could keep a stale
+ * copy alive (a client with a wrong clock, or one that made the date up).
+ */
 static bool not_modified(const struct exchange *x, const char *etag, time_t mtime)
 {
     const struct http_slice *none_match = exchange_field(x, "If-None-Match");
@@ -251,7 +255,7 @@ static bool not_modified(const struct exchange *x, const char *etag, time_t mtim
         return etag_list_matches(*none_match, etag);
     const struct http_slice *modified_since = exchange_field(x, "If-Modified-Since");
     time_t since;
-    if (modified_since != NULL && parse_http_date(*modified_since, &since))
+    if (modified_since != NULL && parse_http_date(*modified_since, &since) && since <= time(NULL))
         return mtime <= since;
     return false;
 }

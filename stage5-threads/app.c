@@ -72,6 +72,20 @@ bool app_open(const struct app_config *config, char *err, size_t errlen)
     return true;
 }
 
+/*
+ * OPTIONS (RFC 9110 9.3.7) without a route of its own: 204 with Allow, the methods of the
+ * path's pattern, or for "*", a question about the server itself, every method a route has.
+ * OPTIONS itself is in both: this function answers it everywhere.
+ */
+static void answer_options(struct exchange *x, unsigned allowed)
+{
+    char allow[ROUTER_ALLOW_HEADER_SIZE];
+    router_allow_header(allowed | 1u << HTTP_METHOD_OPTIONS, allow, sizeof allow);
+    char header[sizeof "Allow: \r\n" + ROUTER_ALLOW_HEADER_SIZE];
+    snprintf(header, sizeof header, "Allow: %s\r\n", allow);
+    respond(x, 204, NULL, header, NULL, 0);
+}
+
 /* The end of the chain: find the route and run its handler. */
 static void dispatch(struct exchange *x)
 {
@@ -84,12 +98,21 @@ static void dispatch(struct exchange *x)
         return;
     }
     x->path = (struct http_slice){.ptr = decoded, .len = (size_t)len};
+    if (x->req->method == HTTP_METHOD_OPTIONS && len == 1 && decoded[0] == '*') {
+        /* Only OPTIONS may have the target "*" (http_parse.c). The routes' methods: */
+        answer_options(x, 1u << HTTP_METHOD_GET | 1u << HTTP_METHOD_HEAD | 1u << HTTP_METHOD_POST);
+        return;
+    }
 
     switch (router_lookup(router, x->req->method, decoded, (size_t)len, &x->match)) {
     case ROUTE_FOUND:
         x->match.handler(x);
         break;
     case ROUTE_METHOD_NOT_ALLOWED: {
+        if (x->req->method == HTTP_METHOD_OPTIONS) {
+            answer_options(x, x->match.allowed);
+            break;
+        }
         /* 405 must say which methods the resource does accept (RFC 9110 15.5.6). */
         char allow[ROUTER_ALLOW_HEADER_SIZE];
         router_allow_header(x->match.allowed, allow, sizeof allow);

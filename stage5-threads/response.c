@@ -102,8 +102,9 @@ static void send_head(struct conn *c, int status, const char *content_type,
         put_str(&h, content_type);
     }
     /* Always a length, also for HEAD (the GET body's) and errors: the client never has to
-     * wait for a close to know where a response ends. */
-    if (status != 304) {
+     * wait for a close to know where a response ends. A 204 has neither a body nor a
+     * Content-Length (RFC 9110 8.6). */
+    if (status != 304 && status != 204) {
         put_str(&h, "\r\nContent-Length: ");
         put_number(&h, body_len);
     }
@@ -123,7 +124,7 @@ void respond(struct exchange *x, int status, const char *content_type, const cha
 {
     send_head(x->conn, status, content_type, extra_headers, body_len, x->flags);
     x->status = status;
-    if (!(x->flags & RESPONSE_NO_BODY) && status != 304) {
+    if (!(x->flags & RESPONSE_NO_BODY) && status != 304 && status != 204) {
         conn_send(x->conn, body, body_len);
         x->body_bytes = body_len;
     }

@@ -169,8 +169,9 @@ int main(int argc, char **argv)
          &access_log, 0, 0},
         {"routes-dot", OPTION_FLAG, NULL, "print the route trie as Graphviz DOT and exit",
          &routes_dot, 0, 0},
-        {"threads", OPTION_NUMBER, "N", "event loops, one per thread (default: online CPUs)",
-         &threads, 1, MAX_THREADS},
+        {"threads", OPTION_NUMBER, "N",
+         "event loops, one per thread; as many as online CPUs if not given", &threads, 1,
+         MAX_THREADS},
         {"pin", OPTION_FLAG, NULL, "run loop i on CPU i only", &pin, 0, 0},
         {"workers", OPTION_NUMBER, "N", "threads for blocking handlers", &workers, 1, 1024},
         {"queue", OPTION_NUMBER, "N", "blocking jobs that may wait; more get 503", &queue, 1,
@@ -208,8 +209,9 @@ int main(int argc, char **argv)
     int first_fd = -1;
     for (int i = 0; i < threads; i++) {
         long loop_port = i == 0 ? port : listener_port(first_fd);
-        int fd =
-            listener_open(host, loop_port, LISTENER_NONBLOCK | LISTENER_REUSEPORT, err, sizeof err);
+        /* The first socket also checks that no other program holds the port (listener.c). */
+        int flags = LISTENER_NONBLOCK | LISTENER_REUSEPORT | (i == 0 ? LISTENER_PORT_FREE : 0);
+        int fd = listener_open(host, loop_port, flags, err, sizeof err);
         if (fd < 0)
             die("%s", err);
         if (i == 0)

@@ -52,6 +52,16 @@ STARTUP_TIMEOUT = scaled(10.0)  # for the listening line; 30 s under a SERVER_WR
 EXIT_TIMEOUT = scaled(10.0)  # after SIGTERM
 SELECTED_STAGES = pytest.StashKey[list]()
 
+# `make test STAGE=1 ARGS=...` hands its command-line variables to every make the suite
+# starts, through MAKEFLAGS ("s -- ARGS=... STAGE=1"), and there they override the
+# Makefiles' own variables of the same name: tests/fuzz/Makefile's STAGE became "1". The
+# suite's builds take nothing from the top-level make but SANITIZE, which reaches them as
+# an ordinary environment variable; keep make's flags (-s, -j and its jobserver), drop the
+# variables after "--".
+if "MAKEFLAGS" in os.environ:
+    os.environ["MAKEFLAGS"] = re.split(r"(?:^| )-- ", os.environ["MAKEFLAGS"], maxsplit=1)[0]
+os.environ.pop("MAKEOVERRIDES", None)
+
 
 # --- Choosing stages ----------------------------------------------------------
 

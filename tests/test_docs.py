@@ -430,3 +430,19 @@ def test_server_options_in_commands_exist(name):
                     if flag not in options:
                         problems.append(f"{match[1]} has no --{flag}: {line.strip()}")
     assert not problems, f"docs/{name}:\n" + "\n".join(problems)
+
+
+READMES = sorted(REPO.glob("stage[0-9]-*/README.md")) + [REPO / "README.md"]
+
+
+@pytest.mark.parametrize("path", [DOCS / name for name in CHAPTERS] + READMES,
+                         ids=lambda path: str(path.relative_to(REPO)))
+def test_commands_name_their_own_server_process(path):
+    """`pgrep -f stageN-.../server` matches every such server on the machine: with two
+    running, `ps -p` got two PIDs and `strace -p` attached to both. The commands take the
+    PID of the server they started (`$!`) instead."""
+    if not path.exists():
+        pytest.skip(f"{path.relative_to(REPO)} is not written yet")
+    found = [line.strip() for line in path.read_text().splitlines()
+             if re.search(r"\b(pgrep|pidof|pkill|killall)\b", line)]
+    assert not found, f"{path.relative_to(REPO)}:\n" + "\n".join(found)

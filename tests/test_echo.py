@@ -258,6 +258,8 @@ def test_help_prints_usage_and_exits_0(run_cli):
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"exit status {result.returncode}; output: {output!r}"
     assert "usage" in output.lower() and "--port" in output, f"no usage: {output!r}"
+    twice = [line for line in output.splitlines() if line.count("default") > 1]
+    assert not twice, "an option with two defaults:\n" + "\n".join(twice)
 
 
 @pytest.mark.needs("cli")

@@ -34,6 +34,7 @@ from http_client import (
     list_members,
     parse_access_log_line,
     read_log_lines,
+    read_response_without_body,
     request,
 )
 
@@ -171,6 +172,36 @@ def test_the_path_alone_picks_the_pattern(start_server, shadow_root):
 
 
 # --- Method dispatch: 405 and Allow -------------------------------------------------------
+
+
+@pytest.mark.needs("http", "router")
+@pytest.mark.parametrize(
+    "target, allowed",
+    [
+        ("/plaintext", {"GET", "HEAD", "OPTIONS"}),
+        ("/echo", {"POST", "OPTIONS"}),
+        ("/users/1", {"GET", "HEAD", "OPTIONS"}),
+        ("/some/file.txt", {"GET", "HEAD", "OPTIONS"}),
+        ("*", {"GET", "HEAD", "POST", "OPTIONS"}),
+    ],
+    ids=["plaintext", "echo", "user", "static-file", "asterisk"],
+)
+def test_options_gets_204_with_exactly_the_allowed_methods(server, target, allowed):
+    """OPTIONS on a path that a pattern matches: 204 with Allow listing exactly the
+    methods of that pattern, and OPTIONS itself (RFC 9110 sections 9.3.7 and
+    10.2.1), not a 405; on "*", every method a route has.  The connection stays
+    usable."""
+    with HttpConnection(server) as conn:
+        conn.send(request("OPTIONS", target) + request("GET", "/plaintext"))
+        response = read_response_without_body(conn)
+        conn.check(response.status == 204, f"expected 204, got {response.status}")
+        members = list_members(response.header("Allow"))
+        conn.check(
+            members is not None and sorted(members) == sorted(allowed),
+            f"Allow: {response.header('Allow')!r}, expected exactly "
+            f"{', '.join(sorted(allowed))} (in any order, each once)",
+        )
+        conn.expect_response(200, body=HELLO)
 
 
 @pytest.mark.needs("http", "router")

@@ -720,7 +720,7 @@ static int field_status(const struct diff *d)
     size_t pos = (size_t)(d->request.ptr + d->request.len - d->buf);
 
     if (has_name(d->line, "host"))
-        return valid_host(v) && !head_has_field(d, "host") ? 0 : 400;
+        return v.len > 0 && valid_host(v) && !head_has_field(d, "host") ? 0 : 400;
     if (has_name(d->line, "expect"))
         return v.len == 12 && strncasecmp(v.ptr, "100-continue", 12) == 0 ? 0 : 417;
     if (has_name(d->line, "connection"))

@@ -76,8 +76,8 @@ struct chunked_case {
 };
 
 /* Inputs too long to write out, built by build_inputs(). */
-static char target_2048[2200], target_2049[2200], target_3000_v2[3200];
-static char target_unended_short[2200], target_unended[2200], method_unended[2200];
+static char target_8000[8300], target_8001[8300], target_8100_v2[8300];
+static char target_unended_short[8300], target_unended[8300], method_unended[8300];
 static char fields_64[2000], fields_65[2000];
 static char head_8192[8300], head_8193[8300], head_over_limit_bad_name[8300];
 static char chunk_ext_long[1200], trailers_over_limit[HTTP_MAX_TRAILER_LEN + 200];
@@ -228,9 +228,7 @@ static const struct head_case head_cases[] = {
     {"Host forms: pct-encoded, sub-delims, empty port",
      BYTES("GET / HTTP/1.1\r\nHost: a%2Db!$&'()*+,;=.c:\r\n\r\n"), .path = "/", .minor_version = 1,
      .host = "a%2Db!$&'()*+,;=.c:", .keep_alive = true, .field_count = 1},
-    {"Host empty (allowed)", BYTES("GET / HTTP/1.1\r\nHost:\r\n\r\n"), .path = "/",
-     .minor_version = 1, .host = "", .keep_alive = true, .field_count = 1},
-    {"target of exactly the limit", .input = target_2048, .path = NULL /* not checked */,
+    {"target of exactly the limit", .input = target_8000, .path = NULL /* not checked */,
      .minor_version = 1, .host = "h", .keep_alive = true, .field_count = 1},
     {"64 fields", .input = fields_64, .path = "/", .minor_version = 1, .host = "h",
      .keep_alive = true, .field_count = 64},
@@ -310,8 +308,8 @@ static const struct head_case head_cases[] = {
     {"absolute-form: bracket in path", .status = 400,
      BYTES("GET http://[::1]/a]b HTTP/1.1\r\nHost: h\r\n\r\n")},
     {"absolute-form: no //", BYTES("GET http:h/ HTTP/1.1\r\nHost: h\r\n\r\n"), .status = 400},
-    {"target over the limit", .input = target_2049, .status = 414},
-    {"target over the limit wins over a bad version", .input = target_3000_v2, .status = 414},
+    {"target over the limit", .input = target_8001, .status = 414},
+    {"target over the limit wins over a bad version", .input = target_8100_v2, .status = 414},
     {"target over the limit, line not ended yet", .input = target_unended_short,
      .status = INCOMPLETE},
     {"target over the limit, line longer than any request line", .input = target_unended,
@@ -377,6 +375,9 @@ static const struct head_case head_cases[] = {
     {"no Host in HTTP/1.1", BYTES("GET / HTTP/1.1\r\nX-A: b\r\n\r\n"), .status = 400},
     {"two Hosts", BYTES("GET / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n"), .status = 400},
     {"two Hosts in HTTP/1.0", BYTES("GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n"), .status = 400},
+    {"Host empty", BYTES("GET / HTTP/1.1\r\nHost:\r\n\r\n"), .status = 400},
+    {"Host only spaces", BYTES("GET / HTTP/1.1\r\nHost:   \r\n\r\n"), .status = 400},
+    {"Host empty in absolute-form", BYTES("GET http://h/ HTTP/1.1\r\nHost:\r\n\r\n"), .status = 400},
     {"Host with a space", BYTES("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), .status = 400},
     {"Host with a slash", BYTES("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), .status = 400},
     {"Host with a slash before digits", .status = 400,
@@ -587,18 +588,18 @@ static void build_head_of_len(char *out, size_t len, const char *name)
 
 static void build_inputs(void)
 {
-    build_long_target(target_2048, 2048, "HTTP/1.1");
-    build_long_target(target_2049, 2049, "HTTP/1.1");
-    build_long_target(target_3000_v2, 3000, "HTTP/2.0");
+    build_long_target(target_8000, 8000, "HTTP/1.1");
+    build_long_target(target_8001, 8001, "HTTP/1.1");
+    build_long_target(target_8100_v2, 8100, "HTTP/2.0");
     /* Request lines that have not ended: judged once longer than any request line can be. */
     char *s = target_unended_short;
     append(&s, "GET /");
-    append_repeated(&s, 'a', 2060);
+    append_repeated(&s, 'a', 8020);
     s = target_unended;
     append(&s, "GET /");
-    append_repeated(&s, 'a', 2100);
+    append_repeated(&s, 'a', 8100);
     s = method_unended;
-    append_repeated(&s, 'M', 2100);
+    append_repeated(&s, 'M', 8100);
 
     build_many_fields(fields_64, 64);
     build_many_fields(fields_65, 65);
