@@ -8,7 +8,8 @@
 #   make memcheck [STAGE=N]           the suite with every server under valgrind's memcheck
 #                                     (default: stages 2 to 4): fails on any error, and on
 #                                     any byte definitely or indirectly lost at exit
-#   make diff A=1 B=2                 what stage B changes in stage A
+#   make diff A=1 B=2 [README=0]      what stage B changes in stage A: code, the shared/ code
+#                                     it starts to use, then the READMEs (README=0: none)
 #   make deps                         install the Debian packages the project needs, if missing
 #   make fuzz [FUZZ_SECONDS=60]       each libFuzzer target in tests/fuzz for that long: the parser,
 #                                     chunked bodies, paths and static files, the router, and a
@@ -50,26 +51,18 @@ $(STAGES):
 
 RUN_STAGE := $(if $(STAGE),$(call stage_dir,$(STAGE)),$(lastword $(STAGES)))
 
-# Without STAGE, the newest stage; if that is stage 6 and the kernel refuses io_uring,
-# stage 5 serves instead, and says so. Stages 4 and later serve the tutorial site, which
-# is their default --root once built. The site gets a port of its own (SITE_PORT, before
-# ARGS, which can still change it): the chapters start their servers on the stages'
-# default port, 8080, and would find it taken while the site is being read.
+# Without STAGE, the newest stage (stage 6 serves with epoll where the kernel refuses
+# io_uring, and says so). Stages 4 and later serve the tutorial site, which is their
+# default --root once built. The site gets a port of its own (SITE_PORT, before ARGS,
+# which can still change it): the chapters start their servers on the stages' default
+# port, 8080, and would find it taken while the site is being read.
 SITE_PORT := 8000
 RUN_PORT  := $(if $(STAGE),,--port $(SITE_PORT))
 
 run: deps
 	@test -n "$(RUN_STAGE)" || { echo "make run: there is no stage $(STAGE)" >&2; exit 2; }
-	@stage=$(RUN_STAGE); \
-	if [ $$stage = stage6-uring ] && [ -z "$(STAGE)" ]; then \
-		$(MAKE) -s tools/uring-probe && tools/uring-probe || { \
-			echo "make run: stage 6 needs io_uring; stage 5 serves instead"; stage=stage5-threads; }; \
-	fi; \
-	case $$stage in stage[1-3]-*) ;; *) $(MAKE) -C docs || exit 1 ;; esac; \
-	$(MAKE) -C $$stage && exec ./$$stage/server $(RUN_PORT) $(ARGS)
-
-tools/uring-probe: tools/uring-probe.c
-	$(CC) -std=c17 -O2 -Wall -Wextra -Werror -o $@ $< -luring
+	@case $(RUN_STAGE) in stage[1-3]-*) ;; *) $(MAKE) -C docs || exit 1 ;; esac; \
+	$(MAKE) -C $(RUN_STAGE) && exec ./$(RUN_STAGE)/server $(RUN_PORT) $(ARGS)
 
 # The suite builds each stage itself, with the SANITIZE setting it inherits from here.
 test: deps
@@ -108,12 +101,12 @@ docs: deps
 
 # cppcheck and clang-tidy, Debian 12's (2.10 and 14), with the checks chosen in .clang-tidy and
 # tools/lint/. Every stage is linted as a program of its own (the stages share file names), and
-# so is every directory of tests, benchmarks and tools, with the flags its Makefile compiles it
+# so is every directory of tests and benchmarks, with the flags its Makefile compiles it
 # with: -D_GNU_SOURCE -Ishared and those below. cppcheck reads the sources a program takes from
 # elsewhere along with its own, for the checks that follow calls from file to file. Any finding
 # fails the run, printed after the name of the tool that found it. LINT_JOBS: files at once.
 LINT_DIRS  := $(STAGES) tests/unit tests/fuzz tests/bench/parser tests/bench/router \
-              tests/bench/ceiling tests/bench/echoload tools
+              tests/bench/ceiling tests/bench/echoload
 LINT_SRCS  := $(wildcard shared/*.c $(addsuffix /*.c,$(LINT_DIRS)))
 LINT_JOBS  ?= $(shell nproc)
 LINT_FLAGS := -D_GNU_SOURCE -Ishared
@@ -158,11 +151,11 @@ lint-clang-tidy/%: FORCE
 
 FORCE:
 
+# Code first, then the shared/ files B starts to use, then the READMEs (README=0: none).
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
-		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES))" >&2; exit 2; }
-	@# diff exits 1 when the trees differ, which is the point here.
-	@diff -ruN -x server -x .build-flags $(call stage_dir,$(A)) $(call stage_dir,$(B)) || test $$? -eq 1
+		{ echo "usage: make diff A=1 B=2 [README=0] (stages: $(STAGES))" >&2; exit 2; }
+	@README=$(README) tools/stage-diff $(call stage_dir,$(A)) $(call stage_dir,$(B))
 
 # Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
 # It installs, and never starts, services: nginx-light's maintainer script would start a
@@ -188,7 +181,6 @@ clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done
 	for d in tests/unit tests/fuzz tests/bench/parser tests/bench/router tests/bench docs; do \
 		$(MAKE) -C $$d clean; done
-	rm -f tools/uring-probe
 
 .PHONY: all $(STAGES) run test memcheck fuzz bench-parser bench-router bench docs lint diff deps \
         clean FORCE

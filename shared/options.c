@@ -43,11 +43,8 @@ static void print_usage(FILE *out, const struct option_spec *specs, size_t count
     fprintf(out, "  %-22s %s\n", "--help", "show this help and exit");
 }
 
-static void usage_error(const struct option_spec *specs, size_t count, const char *summary,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5), noreturn));
-
-static void usage_error(const struct option_spec *specs, size_t count, const char *summary,
-                        const char *fmt, ...)
+void options_usage_error(const struct option_spec *specs, size_t count, const char *summary,
+                         const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
@@ -100,9 +97,10 @@ void options_parse(int argc, char **argv, const struct option_spec *specs, size_
             exit(0);
         }
         if (found == '?')
-            usage_error(specs, count, summary, "unknown option '%s'", argv[optind - 1]);
+            options_usage_error(specs, count, summary, "unknown option '%s'", argv[optind - 1]);
         if (found == ':')
-            usage_error(specs, count, summary, "option '%s' needs a value", argv[optind - 1]);
+            options_usage_error(specs, count, summary, "option '%s' needs a value",
+                                argv[optind - 1]);
 
         const struct option_spec *s = &specs[found];
         switch (s->kind) {
@@ -115,22 +113,22 @@ void options_parse(int argc, char **argv, const struct option_spec *specs, size_
         case OPTION_DIRECTORY: {
             struct stat st;
             if (stat(optarg, &st) < 0)
-                usage_error(specs, count, summary, "--%s: '%s': %s", s->name, optarg,
-                            strerror(errno));
+                options_usage_error(specs, count, summary, "--%s: '%s': %s", s->name, optarg,
+                                    strerror(errno));
             if (!S_ISDIR(st.st_mode))
-                usage_error(specs, count, summary, "--%s: '%s' is not a directory", s->name,
-                            optarg);
+                options_usage_error(specs, count, summary, "--%s: '%s' is not a directory", s->name,
+                                    optarg);
             *(const char **)s->value = optarg;
             break;
         }
         case OPTION_NUMBER:
             if (!parse_number(optarg, s->min, s->max, (long *)s->value))
-                usage_error(specs, count, summary,
-                            "--%s: '%s' is not a whole number from %ld to %ld", s->name, optarg,
-                            s->min, s->max);
+                options_usage_error(specs, count, summary,
+                                    "--%s: '%s' is not a whole number from %ld to %ld", s->name,
+                                    optarg, s->min, s->max);
             break;
         }
     }
     if (optind < argc)
-        usage_error(specs, count, summary, "unexpected argument '%s'", argv[optind]);
+        options_usage_error(specs, count, summary, "unexpected argument '%s'", argv[optind]);
 }

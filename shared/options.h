@@ -36,4 +36,11 @@ struct option_spec {
 void options_parse(int argc, char **argv, const struct option_spec *specs, size_t count,
                    const char *summary);
 
+/*
+ * For a value only the program can judge (one of a few words, say): prints one line
+ * naming what is wrong and the usage on stderr, and exits 2, as options_parse() does.
+ */
+void options_usage_error(const struct option_spec *specs, size_t count, const char *summary,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5), noreturn));
+
 #endif

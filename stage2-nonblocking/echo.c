@@ -3,7 +3,7 @@
  *
  * This is all the protocol there is; the event loop (loop_epoll.c) does the rest.
  */
-#include "loop.h"
+#include "conn.h"
 
 size_t protocol_on_data(struct conn *c, char *data, size_t len)
 {

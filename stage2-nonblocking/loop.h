@@ -1,11 +1,8 @@
 /*
- * loop.h - the event loop, and the protocol it drives.
+ * loop.h - the event loop, as main.c sees it: create, run.
  *
- * This is the seam between waiting for I/O and handling it. The loop owns the sockets:
- * it accepts, reads, writes, buffers and closes. The protocol (echo.c here, HTTP from
- * stage 3) only ever sees bytes that have arrived, and hands back bytes to send. It
- * never calls read() or write(), so the loop can change underneath it: stage 6 replaces
- * epoll with io_uring and the protocol code does not change.
+ * One loop serves the clients of one listening socket. What it does with
+ * them is conn.h's business; how it waits for the kernel is its backend's (backend.h).
  */
 #ifndef LOOP_H
 #define LOOP_H
@@ -13,13 +10,17 @@
 #include <stddef.h>
 
 struct loop;
-struct conn;
+struct backend; /* how a loop waits for the kernel (backend.h) */
+
+/* The backend every stage from 2 on has: epoll (loop_epoll.c). */
+extern const struct backend epoll_backend;
 
 /*
- * A loop serving the clients of listen_fd (non-blocking) until a stop signal arrives on
- * signal_fd. NULL with a message in err if it cannot be set up.
+ * A loop serving the clients of listen_fd (non-blocking) with the given backend until a
+ * stop signal arrives on signal_fd. NULL with a message in err if it cannot be set up.
  */
-struct loop *loop_create(int listen_fd, int signal_fd, char *err, size_t errlen);
+struct loop *loop_create(const struct backend *backend, int listen_fd, int signal_fd, char *err,
+                         size_t errlen);
 
 /* Runs until stopped: the first signal stops accepting and lets clients finish, until the
  * drain period ends (loop_set_shutdown_timeout()); a second one closes them all at once.
@@ -40,35 +41,7 @@ void loop_set_max_conns(struct loop *loop, size_t max);
  */
 void loop_set_shutdown_timeout(struct loop *loop, unsigned ms);
 
+/* Frees the loop. */
 void loop_destroy(struct loop *loop);
-
-/*
- * For the protocol: queue bytes for the client. The loop copies them, so the caller's
- * memory is free again on return; it writes them once the current callback returns, and
- * keeps what the kernel does not take until the socket is writable again.
- */
-void conn_send(struct conn *c, const void *data, size_t len);
-
-/* For the protocol: close the connection once everything queued has been sent. */
-void conn_close(struct conn *c);
-
-/*
- * The protocol implements these; the loop calls them. After each call the loop sends what
- * was queued.
- */
-
-/*
- * Bytes have arrived: data[0..len) holds every byte received and not yet consumed, oldest
- * first. Returns how many of them the protocol consumed; the loop keeps the rest and
- * passes them again, followed by newer bytes, next time. The memory is the loop's and is
- * valid only during the call (the protocol may modify it).
- */
-size_t protocol_on_data(struct conn *c, char *data, size_t len);
-
-/* The client closed its side of the connection: nothing more will arrive. */
-void protocol_on_eof(struct conn *c);
-
-/* The server is stopping: finish what is in flight, close what is idle. */
-void protocol_on_stop(struct conn *c);
 
 #endif

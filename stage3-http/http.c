@@ -20,9 +20,9 @@
  *
  * What this stage answers (any path): GET and HEAD "Hello, World!", POST its own body.
  */
+#include "conn.h"
 #include "http.h"
 #include "http_parse.h"
-#include "loop.h"
 #include "response.h"
 #include "session.h"
 
@@ -31,6 +31,8 @@
 
 static unsigned idle_timeout_ms = 60 * 1000;
 static unsigned header_timeout_ms = 10 * 1000;
+
+const size_t protocol_session_size = sizeof(struct session);
 
 static const char HELLO[] = "Hello, World!";
 
@@ -222,8 +224,9 @@ size_t protocol_on_data(struct conn *c, char *data, size_t len)
 /* The client will send nothing more. Answers already queued still go out, then we close. */
 void protocol_on_eof(struct conn *c)
 {
+    struct session *s = conn_session(c);
     conn_close(c);
-    conn_session(c)->done = true;
+    s->done = true;
 }
 
 /*

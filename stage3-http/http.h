@@ -1,5 +1,5 @@
 /*
- * http.h - HTTP/1.1 on the event loop (http.c implements loop.h's protocol_on_* calls).
+ * http.h - HTTP/1.1 on the event loop (http.c implements conn.h's protocol_on_* calls).
  */
 #ifndef HTTP_H
 #define HTTP_H

@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     int listen_fd = listener_open(host, port, LISTENER_NONBLOCK, err, sizeof err);
     if (listen_fd < 0)
         die("%s", err);
-    struct loop *loop = loop_create(listen_fd, signal_fd, err, sizeof err);
+    struct loop *loop = loop_create(&epoll_backend, listen_fd, signal_fd, err, sizeof err);
     if (loop == NULL)
         die("%s", err);
     loop_set_max_conns(loop, (size_t)max_conns);

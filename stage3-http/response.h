@@ -4,7 +4,7 @@
 #ifndef RESPONSE_H
 #define RESPONSE_H
 
-#include "loop.h"
+#include "conn.h"
 
 #include <stddef.h>
 

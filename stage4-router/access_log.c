@@ -8,7 +8,6 @@
  * status and size are known. The file is line-buffered: each line is one write(), whole.
  */
 #include "access_log.h"
-#include "app.h"
 #include "clock_text.h"
 
 #include <arpa/inet.h>

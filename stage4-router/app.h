@@ -24,9 +24,6 @@ bool app_open(const struct app_config *config, char *err, size_t errlen);
 /* Serves one complete request: middleware, then the route's handler (or 400/404/405). */
 void app_serve(struct exchange *x);
 
-/* For middleware: runs the rest of the chain, and the handler at its end. */
-void exchange_next(struct exchange *x);
-
 /* Writes the route trie as Graphviz DOT (server --routes-dot). */
 void app_write_routes_dot(FILE *out);
 

@@ -7,8 +7,8 @@
 #ifndef EXCHANGE_H
 #define EXCHANGE_H
 
+#include "conn.h"
 #include "http_parse.h"
-#include "loop.h"
 #include "router.h"
 
 #include <stdbool.h>
@@ -35,5 +35,8 @@ const struct http_slice *exchange_field(const struct exchange *x, const char *na
 
 /* A route parameter by name (":id" is "id"); a slice with len 0 if there is none. */
 struct http_slice exchange_param(const struct exchange *x, const char *name);
+
+/* For middleware: runs the rest of the chain, and the handler at its end (app.c). */
+void exchange_next(struct exchange *x);
 
 #endif

@@ -22,10 +22,10 @@
  * A response whose body is a file pauses the connection until the file is out.
  */
 #include "app.h"
+#include "conn.h"
 #include "exchange.h"
 #include "http.h"
 #include "http_parse.h"
-#include "loop.h"
 #include "response.h"
 #include "session.h"
 
@@ -34,6 +34,8 @@
 
 static unsigned idle_timeout_ms = 60 * 1000;
 static unsigned header_timeout_ms = 10 * 1000;
+
+const size_t protocol_session_size = sizeof(struct session);
 
 void http_set_timeouts(unsigned idle_seconds, unsigned header_seconds)
 {
@@ -213,8 +215,9 @@ void protocol_on_file_sent(struct conn *c)
 /* The client will send nothing more. Answers already queued still go out, then we close. */
 void protocol_on_eof(struct conn *c)
 {
+    struct session *s = conn_session(c);
     conn_close(c);
-    conn_session(c)->done = true;
+    s->done = true;
 }
 
 /*

@@ -5,7 +5,7 @@
 #define RESPONSE_H
 
 #include "exchange.h"
-#include "loop.h"
+#include "conn.h"
 
 #include <stddef.h>
 #include <sys/types.h>

@@ -135,7 +135,7 @@ void exchange_next(struct exchange *x)
         dispatch(x);
 }
 
-void app_offload(struct exchange *x, void (*work)(struct job *job), long arg)
+void exchange_offload(struct exchange *x, void (*work)(struct job *job), long arg)
 {
     struct job *job = calloc(1, sizeof *job);
     if (job == NULL) {
@@ -145,7 +145,7 @@ void app_offload(struct exchange *x, void (*work)(struct job *job), long arg)
     job->work = work;
     job->arg = arg;
     job->loop = conn_loop(x->conn);
-    job->conn = conn_id(x->conn);
+    job->message.conn = conn_id(x->conn);
     job->response_flags = x->flags;
     /* The request's bytes are the loop's and will be reused: keep what the log needs. */
     if (access_log_enabled()) {

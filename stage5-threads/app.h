@@ -24,17 +24,7 @@ bool app_open(const struct app_config *config, char *err, size_t errlen);
 /* Serves one complete request: middleware, then the route's handler (or 400/404/405). */
 void app_serve(struct exchange *x);
 
-/* For middleware: runs the rest of the chain, and the handler at its end. */
-void exchange_next(struct exchange *x);
-
-/*
- * For a handler that would block: run work(job) on a worker thread, with arg as its
- * input; it fills in the job's response. The connection waits meanwhile. If the workers'
- * queue is full, answers 503 at once instead.
- */
 struct job;
-void app_offload(struct exchange *x, void (*work)(struct job *job), long arg);
-
 /* On the loop's thread, once the worker is done: sends the job's response (marked as the
  * connection's last if last), logs it, frees the job. */
 void app_finish_job(struct conn *c, struct job *job, bool last);

@@ -7,8 +7,8 @@
 #ifndef EXCHANGE_H
 #define EXCHANGE_H
 
+#include "conn.h"
 #include "http_parse.h"
-#include "loop.h"
 #include "router.h"
 
 #include <stdbool.h>
@@ -36,5 +36,16 @@ const struct http_slice *exchange_field(const struct exchange *x, const char *na
 
 /* A route parameter by name (":id" is "id"); a slice with len 0 if there is none. */
 struct http_slice exchange_param(const struct exchange *x, const char *name);
+
+/* For middleware: runs the rest of the chain, and the handler at its end (app.c). */
+void exchange_next(struct exchange *x);
+
+/*
+ * For a handler that would block: run work(job) on a worker thread, with arg as its
+ * input; it fills in the job's response. The connection waits meanwhile. If the workers'
+ * queue is full, answers 503 at once instead. (app.c)
+ */
+struct job;
+void exchange_offload(struct exchange *x, void (*work)(struct job *job), long arg);
 
 #endif

@@ -2,10 +2,10 @@
  * handlers.c - what the application answers (see the route table in app.c).
  *
  * A handler gets the exchange (request, parameters, body) and queues exactly one
- * response with respond(). It must not block: work that does goes to app_offload().
+ * response with respond(). It must not block: work that does goes to exchange_offload().
  */
 #include "handlers.h"
-#include "app.h"
+#include "exchange.h"
 #include "response.h"
 #include "workers.h"
 
@@ -38,7 +38,7 @@ void handle_user(struct exchange *x)
 
 /*
  * Simulates slow, blocking work (a database call, a big computation) by sleeping. It runs
- * on a worker thread (app_offload), so the event loop goes on serving everyone else.
+ * on a worker thread (exchange_offload), so the event loop goes on serving everyone else.
  */
 static void delay_work(struct job *job)
 {
@@ -68,5 +68,5 @@ void handle_delay(struct exchange *x)
         respond(x, 400, "text/plain", NULL, BAD, sizeof BAD - 1);
         return;
     }
-    app_offload(x, delay_work, ms);
+    exchange_offload(x, delay_work, ms);
 }

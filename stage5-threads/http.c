@@ -23,18 +23,29 @@
  * request whose handler blocks, until a worker thread has done its work.
  */
 #include "app.h"
+#include "conn.h"
 #include "exchange.h"
 #include "http.h"
 #include "http_parse.h"
-#include "loop.h"
 #include "response.h"
 #include "session.h"
+#include "workers.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 static unsigned idle_timeout_ms = 60 * 1000;
 static unsigned header_timeout_ms = 10 * 1000;
+
+/* Requests answered by this thread's loop; each loop has a thread of its own. */
+static _Thread_local size_t requests_served;
+
+const size_t protocol_session_size = sizeof(struct session);
+
+size_t http_requests_served(void)
+{
+    return requests_served;
+}
 
 void http_set_timeouts(unsigned idle_seconds, unsigned header_seconds)
 {
@@ -150,7 +161,7 @@ static size_t serve_request(struct conn *c, struct session *s, char *data, size_
     struct exchange x = {
         .conn = c, .req = &req, .body = body, .body_len = body_len, .flags = flags};
     app_serve(&x);
-    conn_count_request(c);
+    requests_served++;
 
     start_next_request(s);
     if (x.offloaded) {
@@ -217,9 +228,11 @@ void protocol_on_file_sent(struct conn *c)
     }
 }
 
-/* A worker did the last request's work: send its response, then go on with the next. */
-void protocol_on_job_done(struct conn *c, struct job *job)
+/* A worker did the last request's work (its job comes back as the message): send its
+ * response, then go on with the next. */
+void protocol_on_message(struct conn *c, struct loop_message *m)
 {
+    struct job *job = (struct job *)m; /* the message is the job's first member */
     struct session *s = conn_session(c);
     bool last = s->close_after_job || s->stopping;
     app_finish_job(c, job, last);

@@ -1,11 +1,9 @@
 /*
- * loop.h - the event loop, and the protocol it drives.
+ * loop.h - an event loop, as main.c and the worker threads see it: create, run, stop,
+ * post a message.
  *
- * This is the seam between waiting for I/O and handling it. The loop owns the sockets:
- * it accepts, reads, writes, buffers, times out and closes. The protocol (http.c) only
- * ever sees bytes that have arrived, and hands back bytes to send. It never calls read()
- * or write(), so the loop can change underneath it: stage 6 replaces epoll with io_uring
- * and the protocol code does not change.
+ * One loop serves the clients of one listening socket on one thread. What it does with
+ * them is conn.h's business; how it waits for the kernel is its backend's (backend.h).
  */
 #ifndef LOOP_H
 #define LOOP_H
@@ -13,36 +11,48 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 struct loop;
-struct conn;
-struct job; /* a blocking handler's work, done on a worker thread (workers.h) */
-struct session; /* the protocol's state for one connection, defined in session.h */
+struct backend; /* how a loop waits for the kernel (backend.h) */
+
+/* The backend every stage from 2 on has: epoll (loop_epoll.c). */
+extern const struct backend epoll_backend;
 
 /*
- * A loop serving the clients of listen_fd (non-blocking), one per thread; index names it
- * in messages. NULL with a message in err if it cannot be set up.
+ * Something another thread hands to a loop for one of its connections: a worker's
+ * finished job, say. It is the first member of the sender's own struct, malloc'd as a
+ * whole, so that the loop can free a message it cannot deliver without knowing its type.
  */
-struct loop *loop_create(int listen_fd, int index, char *err, size_t errlen);
+struct loop_message {
+    struct loop_message *next; /* in the loop's inbox */
+    uint64_t conn; /* conn_id() of the connection it is for */
+};
 
-/* Runs, on the calling thread, until stopped. Closes listen_fd. On the way out it prints
- * its counters (connections, requests) to stderr. */
+/*
+ * A loop serving the clients of listen_fd (non-blocking) with the given backend, one per
+ * thread; index names it in messages. NULL with a message in err if it cannot be set up.
+ */
+struct loop *loop_create(const struct backend *backend, int listen_fd, int index, char *err,
+                         size_t errlen);
+
+/* Runs, on the calling thread, until stopped. Closes listen_fd. */
 void loop_run(struct loop *loop);
 
-/*
- * From any thread: stop the loop. At once (now) closes every connection; otherwise it
- * stops accepting and lets connections finish what they are doing.
- */
-void loop_stop(struct loop *loop, bool now);
+/* How many connections the loop has accepted so far. */
+size_t loop_accepted(const struct loop *loop);
 
 /*
- * From any thread (a worker): hand a finished job back to its loop, which passes it to
- * protocol_on_job_done() on its own thread, or frees it if the connection has gone.
+ * From any thread: stop the count loops. At once (now) closes every connection; otherwise
+ * each stops accepting and lets connections finish what they are doing.
  */
-void loop_post(struct loop *loop, struct job *job);
+void loop_stop_all(struct loop **loops, int count, bool now);
 
-/* Frees the loop, and any job posted to it too late to be delivered. */
+/*
+ * From any thread: hand m to the loop, which passes it to protocol_on_message() on its
+ * own thread, or frees it if the connection has gone.
+ */
+void loop_post(struct loop *loop, struct loop_message *m);
+
 /*
  * --max-conns: hold at most max connections at once (0, the default: as many as the
  * descriptor limit allows). At the limit the loop stops accepting; new clients wait in the
@@ -57,89 +67,7 @@ void loop_set_max_conns(struct loop *loop, size_t max);
  */
 void loop_set_shutdown_timeout(struct loop *loop, unsigned ms);
 
+/* Frees the loop, and any message posted to it too late to be delivered. */
 void loop_destroy(struct loop *loop);
-
-/*
- * For the protocol: queue bytes for the client. The loop copies them, so the caller's
- * memory is free again on return; it writes them once the current callback returns, and
- * keeps what the kernel does not take until the socket is writable again.
- */
-void conn_send(struct conn *c, const void *data, size_t len);
-
-/*
- * For the protocol: queue len bytes of the open file fd, from offset, after everything
- * queued so far. The loop sends them with sendfile(), so the file never passes through
- * our memory, and closes fd when done (or when the connection closes). Nothing more may
- * be queued until protocol_on_file_sent() says the file is out: pause until then.
- */
-void conn_send_file(struct conn *c, int fd, off_t offset, size_t len);
-
-/* For the protocol: close the connection once everything queued has been sent. */
-void conn_close(struct conn *c);
-
-/*
- * For the protocol: deliver no more input until conn_resume(), because an answer is
- * still being produced and a pipelined request's answer must not overtake it. The loop
- * stops reading, so a client that keeps sending is held back by TCP's flow control.
- */
-void conn_pause(struct conn *c);
-
-/* For the protocol: deliver input again, starting with what arrived while paused. */
-void conn_resume(struct conn *c);
-
-/* For the protocol (an access log, say): the client's address as text, like "127.0.0.1". */
-void conn_peer_name(struct conn *c, char *buf, size_t size);
-
-/* For the protocol: its state for this connection, kept by the loop. */
-struct session *conn_session(struct conn *c);
-
-/* For the protocol: the loop that owns the connection, and a name for the connection that
- * stays valid after it closes (a closed one's name is never reused), for jobs to carry. */
-struct loop *conn_loop(struct conn *c);
-uint64_t conn_id(struct conn *c);
-
-/* For the protocol: count a request served, for the loop's counters. */
-void conn_count_request(struct conn *c);
-
-/*
- * For the protocol: call protocol_on_timeout() if ms milliseconds pass before the next
- * call to this (0 cancels). Checked once a second, so it may fire up to a second late.
- */
-void conn_set_timeout(struct conn *c, unsigned ms);
-
-/*
- * The protocol implements these; the loop calls them. After each call the loop sends what
- * was queued.
- */
-
-/* A new connection: set up its session. */
-void protocol_on_open(struct conn *c);
-
-/*
- * Bytes have arrived: data[0..len) holds every byte received and not yet consumed, oldest
- * first. Returns how many of them the protocol consumed; the loop keeps the rest and
- * passes them again, followed by newer bytes, next time. The memory is the loop's and is
- * valid only during the call (the protocol may modify it).
- */
-size_t protocol_on_data(struct conn *c, char *data, size_t len);
-
-/* The file queued with conn_send_file() has been sent completely. */
-void protocol_on_file_sent(struct conn *c);
-
-/* A job the protocol handed to the workers for this connection is done. The protocol
- * sends its response and frees it (malloc'd). */
-void protocol_on_job_done(struct conn *c, struct job *job);
-
-/* The client closed its side of the connection: nothing more will arrive. */
-void protocol_on_eof(struct conn *c);
-
-/* The server is stopping: finish what is in flight, close what is idle. */
-void protocol_on_stop(struct conn *c);
-
-/*
- * The timeout set with conn_set_timeout() has passed. If the connection is still open
- * after this without a new timeout, the loop gives it a last few seconds to close.
- */
-void protocol_on_timeout(struct conn *c);
 
 #endif

@@ -69,9 +69,16 @@ static const char *default_root(void)
     return root;
 }
 
+static struct loop *loops[MAX_THREADS];
+
+/* A loop's thread: runs it, then says what it did, which shows how the kernel spread the
+ * clients over the loops. */
 static void *run_loop(void *arg)
 {
-    loop_run(arg);
+    int i = (int)((struct loop **)arg - loops); /* arg is &loops[i] */
+    loop_run(loops[i]);
+    log_info("loop %d: %zu connections, %zu requests", i, loop_accepted(loops[i]),
+             http_requests_served());
     atomic_fetch_add(&loops_finished, 1);
     if (eventfd_write(loop_done_fd, 1) < 0)
         log_error("eventfd_write: %s", strerror(errno));
@@ -79,11 +86,11 @@ static void *run_loop(void *arg)
 }
 
 /*
- * Once the loops run, the main thread only turns stop signals into loop_stop() calls: the
+ * Once the loops run, the main thread only turns stop signals into loop_stop_all(): the
  * first lets every loop finish what is in flight, a second stops them at once. It returns
  * when every loop has finished.
  */
-static void wait_for_stop(int signal_fd, struct loop **loops, int count)
+static void wait_for_stop(int signal_fd, int count)
 {
     int stops = 0;
     while (atomic_load(&loops_finished) < count) {
@@ -99,8 +106,7 @@ static void wait_for_stop(int signal_fd, struct loop **loops, int count)
             stops++;
             log_info("%s%s", strsignal((int)info.ssi_signo),
                      stops == 1 ? ": stopping" : " again: stopping now");
-            for (int i = 0; i < count; i++)
-                loop_stop(loops[i], stops >= 2);
+            loop_stop_all(loops, count, stops >= 2);
         }
         eventfd_t finished;
         if ((fds[1].revents & POLLIN) && eventfd_read(loop_done_fd, &finished) < 0)
@@ -199,7 +205,6 @@ int main(int argc, char **argv)
         die("%s", err);
 
     /* One listening socket per loop, all on one port: the first one's, if the kernel picked it. */
-    struct loop *loops[MAX_THREADS];
     int first_fd = -1;
     for (int i = 0; i < threads; i++) {
         long loop_port = i == 0 ? port : listener_port(first_fd);
@@ -210,7 +215,7 @@ int main(int argc, char **argv)
             die("%s", err);
         if (i == 0)
             first_fd = fd;
-        loops[i] = loop_create(fd, i, err, sizeof err);
+        loops[i] = loop_create(&epoll_backend, fd, i, err, sizeof err);
         if (loops[i] == NULL)
             die("%s", err);
         loop_set_max_conns(loops[i], (size_t)max_conns);
@@ -224,13 +229,13 @@ int main(int argc, char **argv)
         pthread_attr_init(&attr);
         if (pin)
             pin_to_cpu(&attr, i);
-        int rc = pthread_create(&loop_threads[i], &attr, run_loop, loops[i]);
+        int rc = pthread_create(&loop_threads[i], &attr, run_loop, &loops[i]);
         if (rc != 0)
             die("pthread_create: %s", strerror(rc));
         pthread_attr_destroy(&attr);
     }
 
-    wait_for_stop(signal_fd, loops, (int)threads);
+    wait_for_stop(signal_fd, (int)threads);
 
     /* Loops first (they wait for their jobs), then the workers, then what they all used. */
     for (int i = 0; i < threads; i++)

@@ -45,7 +45,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&lock);
 
         job->work(job); /* the blocking part, with no lock held */
-        loop_post(job->loop, job); /* the loop sends the response */
+        loop_post(job->loop, &job->message); /* the loop sends the response */
     }
 }
 

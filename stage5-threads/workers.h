@@ -3,17 +3,18 @@
  *
  * An event loop must never block, or every connection it holds waits. Work that does
  * (sleeping, a slow disk, a database call) is wrapped in a job: a worker thread runs it,
- * then posts the job back to the loop that owns the connection (loop_post), which sends
+ * then posts the job back to the loop that owns the connection (loop_post, as a
+ * message), which sends
  * the response from its own thread. The connection waits, paused, meanwhile.
  */
 #ifndef WORKERS_H
 #define WORKERS_H
 
+#include "loop.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct loop;
 
 enum {
     JOB_BODY_MAX = 256, /* the longest response body a job can produce */
@@ -21,10 +22,10 @@ enum {
 };
 
 struct job {
-    struct job *next; /* in the pool's queue, then in the loop's inbox */
+    struct loop_message message; /* first: how the finished job goes back to its loop */
+    struct job *next; /* in the pool's queue */
     void (*work)(struct job *j); /* runs on a worker thread: may block */
     struct loop *loop; /* where to post the finished job */
-    uint64_t conn; /* which connection (conn_id), checked when it comes back */
     long arg; /* the handler's input */
 
     /* The response, filled in by work(): */

@@ -1,1 +1,1 @@
-../stage3-http/http.h
+../stage5-threads/http.h

@@ -1,13 +1,26 @@
 /*
- * loop_uring.h - what the io_uring loop offers beyond loop.h.
+ * loop_uring.h - the io_uring backend (loop_uring.c), beside loop.h's epoll_backend.
  *
- * loop.h is the interface every loop implements; this is the one setting that exists
- * only because the loop runs on io_uring.
+ * main.c picks a loop's backend (--io); this is what it needs to know of this one beyond
+ * loop.h: its name, whether the kernel allows it, and the one setting it alone has.
  */
 #ifndef LOOP_URING_H
 #define LOOP_URING_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+struct backend;
+
+/* Each loop on its own io_uring: loop_create(&uring_backend, ...). */
+extern const struct backend uring_backend;
+
+/*
+ * Whether the kernel lets this process set up an io_uring as the loops do. False, with
+ * the reason in err, if it refuses (no io_uring, forbidden by a sysctl or a seccomp
+ * filter, too old); then epoll_backend is the way.
+ */
+bool uring_available(char *err, size_t errlen);
 
 /*
  * --sqpoll: a kernel thread polls the rings' submission queues, so queueing an operation

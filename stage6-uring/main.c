@@ -1,6 +1,9 @@
 /*
- * Stage 6: stage 5 on io_uring. Each loop thread waits for and does its I/O through its
- * own io_uring (loop_uring.c) instead of epoll; everything else is stage 5's.
+ * Stage 6: stage 5 with a second backend. Each loop thread waits for and does its I/O
+ * through its own io_uring (loop_uring.c), or through epoll as in stage 5 (--io epoll);
+ * the connection layer, the protocol and everything else are stage 5's.
+ *
+ * Stage 5: one event loop per core, and a worker pool for blocking handlers.
  *
  * Stage 4's server, run by --threads event loops at once, each on its own thread with its
  * own listening socket. The sockets share the port through SO_REUSEPORT: the kernel
@@ -71,9 +74,16 @@ static const char *default_root(void)
     return root;
 }
 
+static struct loop *loops[MAX_THREADS];
+
+/* A loop's thread: runs it, then says what it did, which shows how the kernel spread the
+ * clients over the loops. */
 static void *run_loop(void *arg)
 {
-    loop_run(arg);
+    int i = (int)((struct loop **)arg - loops); /* arg is &loops[i] */
+    loop_run(loops[i]);
+    log_info("loop %d: %zu connections, %zu requests", i, loop_accepted(loops[i]),
+             http_requests_served());
     atomic_fetch_add(&loops_finished, 1);
     if (eventfd_write(loop_done_fd, 1) < 0)
         log_error("eventfd_write: %s", strerror(errno));
@@ -81,11 +91,11 @@ static void *run_loop(void *arg)
 }
 
 /*
- * Once the loops run, the main thread only turns stop signals into loop_stop() calls: the
+ * Once the loops run, the main thread only turns stop signals into loop_stop_all(): the
  * first lets every loop finish what is in flight, a second stops them at once. It returns
  * when every loop has finished.
  */
-static void wait_for_stop(int signal_fd, struct loop **loops, int count)
+static void wait_for_stop(int signal_fd, int count)
 {
     int stops = 0;
     while (atomic_load(&loops_finished) < count) {
@@ -101,8 +111,7 @@ static void wait_for_stop(int signal_fd, struct loop **loops, int count)
             stops++;
             log_info("%s%s", strsignal((int)info.ssi_signo),
                      stops == 1 ? ": stopping" : " again: stopping now");
-            for (int i = 0; i < count; i++)
-                loop_stop(loops[i], stops >= 2);
+            loop_stop_all(loops, count, stops >= 2);
         }
         eventfd_t finished;
         if ((fds[1].revents & POLLIN) && eventfd_read(loop_done_fd, &finished) < 0)
@@ -149,6 +158,7 @@ int main(int argc, char **argv)
     bool pin = false;
     long workers = 16;
     long queue = 256;
+    const char *io = NULL; /* NULL: uring, or epoll where the kernel refuses io_uring */
     bool sqpoll = false;
     const struct option_spec options[] = {
         {"host", OPTION_STRING, "ADDR", "address to listen on", &host, 0, 0},
@@ -176,11 +186,21 @@ int main(int argc, char **argv)
         {"workers", OPTION_NUMBER, "N", "threads for blocking handlers", &workers, 1, 1024},
         {"queue", OPTION_NUMBER, "N", "blocking jobs that may wait; more get 503", &queue, 1,
          100000},
+        {"io", OPTION_STRING, "uring|epoll",
+         "how loops wait for the kernel; default uring, or epoll where refused", &io, 0, 0},
         {"sqpoll", OPTION_FLAG, NULL, "a kernel thread polls for submissions (see the README)",
          &sqpoll, 0, 0},
     };
-    options_parse(argc, argv, options, sizeof options / sizeof options[0],
-                  "An HTTP/1.1 server: an event loop per core, a worker pool for slow handlers.");
+    const size_t option_count = sizeof options / sizeof options[0];
+    const char *summary =
+        "An HTTP/1.1 server: an event loop per core, a worker pool for slow handlers.";
+    options_parse(argc, argv, options, option_count, summary);
+    if (io != NULL && strcmp(io, "uring") != 0 && strcmp(io, "epoll") != 0)
+        options_usage_error(options, option_count, summary, "--io: '%s': expected uring or epoll",
+                            io);
+    if (sqpoll && io != NULL && strcmp(io, "epoll") == 0)
+        options_usage_error(options, option_count, summary,
+                            "--sqpoll: io_uring only, not --io epoll");
     http_set_timeouts((unsigned)idle_timeout, (unsigned)header_timeout);
 
     char err[256];
@@ -190,6 +210,19 @@ int main(int argc, char **argv)
         app_write_routes_dot(stdout);
         return 0;
     }
+    /* Before any thread starts, so that a refusal is explained before the server announces
+     * itself: a kernel without io_uring, or a container that forbids it (seccomp). */
+    const struct backend *backend = &uring_backend;
+    if (io != NULL && strcmp(io, "epoll") == 0) {
+        backend = &epoll_backend;
+    } else if (!uring_available(err, sizeof err)) {
+        if (io != NULL)
+            die("%s; --io epoll serves without it", err);
+        log_info("%s; serving with epoll", err);
+        backend = &epoll_backend;
+    }
+    loop_use_sqpoll(sqpoll);
+
     struct app_config config = {.root = root, .access_log = access_log};
     if (!app_open(&config, err, sizeof err))
         die("%s", err);
@@ -203,9 +236,7 @@ int main(int argc, char **argv)
     if (!workers_start((size_t)workers, (size_t)queue, err, sizeof err))
         die("%s", err);
 
-    loop_use_sqpoll(sqpoll);
     /* One listening socket per loop, all on one port: the first one's, if the kernel picked it. */
-    struct loop *loops[MAX_THREADS];
     int first_fd = -1;
     for (int i = 0; i < threads; i++) {
         long loop_port = i == 0 ? port : listener_port(first_fd);
@@ -216,7 +247,7 @@ int main(int argc, char **argv)
             die("%s", err);
         if (i == 0)
             first_fd = fd;
-        loops[i] = loop_create(fd, i, err, sizeof err);
+        loops[i] = loop_create(backend, fd, i, err, sizeof err);
         if (loops[i] == NULL)
             die("%s", err);
         loop_set_max_conns(loops[i], (size_t)max_conns);
@@ -230,13 +261,13 @@ int main(int argc, char **argv)
         pthread_attr_init(&attr);
         if (pin)
             pin_to_cpu(&attr, i);
-        int rc = pthread_create(&loop_threads[i], &attr, run_loop, loops[i]);
+        int rc = pthread_create(&loop_threads[i], &attr, run_loop, &loops[i]);
         if (rc != 0)
             die("pthread_create: %s", strerror(rc));
         pthread_attr_destroy(&attr);
     }
 
-    wait_for_stop(signal_fd, loops, (int)threads);
+    wait_for_stop(signal_fd, (int)threads);
 
     /* Loops first (they wait for their jobs), then the workers, then what they all used. */
     for (int i = 0; i < threads; i++)

@@ -31,6 +31,7 @@ Under a wrapper or sanitizers (client.INSTRUMENTATION):
     and the plain run covers it.
 """
 
+import errno
 import os
 import re
 import resource
@@ -45,7 +46,7 @@ import pytest
 
 import seccomp
 from client import INSTRUMENTATION, scaled
-from stages import KNOWN_CAPABILITIES, STAGES, Stage, decide
+from stages import KNOWN_CAPABILITIES, STAGES, Stage, decide, with_server_args
 
 REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = scaled(10.0)  # for the listening line; 30 s under a SERVER_WRAPPER
@@ -157,6 +158,8 @@ def apply_needs(item):
     stage = item.callspec.params["stage"]
     if not isinstance(stage, Stage):
         return True  # no stage selected: pytest skips the test ("empty parameter set")
+    # Under --server-args='--io epoll', stage 6 has epoll's capabilities (stages.py).
+    stage = with_server_args(stage, shlex.split(item.config.getoption("server_args")))
     outcome, reason = decide(stage, needs)
     if outcome == "xfail":
         item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
@@ -281,13 +284,14 @@ class Server:
     hand on the same port, for replaying a failure), listening_line.
     """
 
-    def __init__(self, binary, args, stderr_path, nofile=None, refuse=()):
+    def __init__(self, binary, args, stderr_path, nofile=None, refuse=(),
+                 refuse_errno=errno.ENOSYS):
         self.command = server_command(binary, "--port", "0", *args)
         self.stderr_path = stderr_path
         self.signalled = False  # the test sent a signal itself
         self.stopped = False
         self.nofile = nofile
-        self.refusal = seccomp.refusal(refuse) if refuse else None
+        self.refusal = seccomp.refusal(refuse, refuse_errno) if refuse else None
         with open(stderr_path, "wb") as stderr:  # a file: a pipe could fill up
             self.process = subprocess.Popen(
                 self.command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -451,23 +455,24 @@ def server_binary(stage):
 
 @pytest.fixture
 def start_server(stage, server_binary, tmp_path, request):
-    """start_server(*args, nofile=None, refuse=()) starts the stage's server and returns
-    a Server.
+    """start_server(*args, nofile=None, refuse=(), refuse_errno=ENOSYS) starts the
+    stage's server and returns a Server.
 
     The command is `server --port 0`, the stage's default arguments, then
     `args`; `nofile` sets its descriptor limit (RLIMIT_NOFILE, soft), and the
-    system calls named in `refuse` fail with ENOSYS in it (seccomp.py).  At the end of the test every server started is sent SIGTERM
+    system calls named in `refuse` fail with ENOSYS in it, or with `refuse_errno`
+    (seccomp.py).  At the end of the test every server started is sent SIGTERM
     and must exit with status 0; a server that died during the test fails it.
     """
     servers = []
 
-    def start(*args, nofile=None, refuse=()):
+    def start(*args, nofile=None, refuse=(), refuse_errno=errno.ENOSYS):
         stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
         extra = shlex.split(request.config.getoption("server_args"))
         if refuse and (reason := seccomp.unsupported_reason(refuse)):
             pytest.skip(reason)
         servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path,
-                              nofile=nofile, refuse=refuse))
+                              nofile=nofile, refuse=refuse, refuse_errno=refuse_errno))
         return servers[-1]
 
     yield start
@@ -484,17 +489,21 @@ def server(start_server):
 
 @pytest.fixture
 def run_cli(server_binary):
-    """run_cli(*args) runs the server with exactly `args` until it exits.
+    """run_cli(*args, refuse=(), refuse_errno=ENOSYS) runs the server with exactly
+    `args` until it exits, with the system calls in `refuse` failing as in start_server.
 
     For checking the command line (--help, bad flags): returns the
     subprocess.CompletedProcess, with stdout and stderr as text.
     """
-    def run(*args):
+    def run(*args, refuse=(), refuse_errno=errno.ENOSYS):
         command = server_command(server_binary, *args)
+        if refuse and (reason := seccomp.unsupported_reason(refuse)):
+            pytest.skip(reason)
         try:
             result = subprocess.run(
                 command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
                 text=True, errors="replace", timeout=EXIT_TIMEOUT,
+                preexec_fn=seccomp.refusal(refuse, refuse_errno) if refuse else None,
             )
         except subprocess.TimeoutExpired as timeout:
             pytest.fail(

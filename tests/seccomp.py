@@ -4,7 +4,8 @@
 
 starts the server with a filter that answers each named system call with
 ENOSYS, which is what a kernel that lacks it says (openat2 came in Linux
-5.6).  So the suite can check a server's fallback on this machine, with
+5.6), or with another errno value (refuse_errno=errno.EPERM: what a container
+runtime that forbids io_uring says).  So the suite can check a server's fallback on this machine, with
 nothing but the kernel's own seccomp: the filter is a little classic-BPF
 program, installed by prctl() in the child between fork and exec, and
 inherited by everything the child runs (valgrind included).
@@ -17,7 +18,7 @@ import errno
 import platform
 import struct
 
-SYSCALL_NUMBERS = {"x86_64": {"openat2": 437}}
+SYSCALL_NUMBERS = {"x86_64": {"io_uring_setup": 425, "openat2": 437}}
 AUDIT_ARCH = {"x86_64": 0xC000003E}  # AUDIT_ARCH_X86_64, <linux/audit.h>
 
 PR_SET_SECCOMP = 22
@@ -51,8 +52,9 @@ def unsupported_reason(names):
     return None
 
 
-def refusal(names):
-    """A function for subprocess.Popen(preexec_fn=...) that makes `names` fail with ENOSYS."""
+def refusal(names, err=errno.ENOSYS):
+    """A function for subprocess.Popen(preexec_fn=...) that makes `names` fail with
+    ENOSYS, or with the errno value `err` (EPERM: what a container runtime's filter says)."""
     reason = unsupported_reason(names)
     if reason:
         raise RuntimeError(reason)
@@ -70,7 +72,7 @@ def refusal(names):
         # Equal: jump over the remaining comparisons and the allow, to the refusal.
         program.append(_instruction(BPF_JEQ_K, n - i, 0, number))
     program.append(_instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
-    program.append(_instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS))
+    program.append(_instruction(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | err))
     # Built before the fork, so that the child only makes two calls.
     code = ctypes.create_string_buffer(b"".join(program))
     fprog = _SockFprog(len(program), ctypes.addressof(code))

@@ -32,12 +32,16 @@ Capabilities:
   batched-io  many operations per system call: under 0.1 calls per pipelined request
   uring       uses io_uring for its I/O
 
+Server arguments can take capabilities away: stage 6 run with `--io epoll` (say
+`--server-args='--io epoll'`) waits with stage 5's epoll backend, so it has no
+batched-io and no uring, and those tests are skipped (see `with_server_args()`).
+
 A limitation is keyed by a capability that only the tests showing it need
 (concurrent, not-found, offload, batched-io), so that the tests of a later stage's other
 features are skipped on an earlier stage, not counted as its limitation.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Stage:
     default_args: tuple = ()
     # capability -> why this stage lacks it and which stage adds it.
     limitations: dict = field(default_factory=dict)
+    # How the stage runs, if server arguments changed its capabilities: " under --io epoll".
+    variant: str = ""
 
     @property
     def name(self):
@@ -105,6 +111,28 @@ STAGES = {
     ]
 }
 
+# Server arguments that take capabilities away: (argument, value) -> what they take.
+ARGUMENT_TAKES = {
+    ("--io", "epoll"): frozenset({"batched-io", "uring"}),  # stage 6 on its epoll backend
+}
+
+
+def with_server_args(stage, args):
+    """The stage as it runs with `args` (a list, e.g. from --server-args): without the
+    capabilities an argument there takes away, if it has them."""
+    for (name, value), taken in ARGUMENT_TAKES.items():
+        given = None
+        for i, arg in enumerate(args):  # the last one counts, as with getopt
+            if arg == name and i + 1 < len(args):
+                given = args[i + 1]
+            elif arg.startswith(name + "="):
+                given = arg.split("=", 1)[1]
+        if given == value and stage.capabilities & taken:
+            stage = replace(stage, capabilities=stage.capabilities - taken,
+                            variant=f"{stage.variant} under {name} {value}")
+    return stage
+
+
 KNOWN_CAPABILITIES = frozenset().union(*(s.capabilities for s in STAGES.values()))
 
 
@@ -115,8 +143,8 @@ def decide(stage, needs):
         return "run", None
     if all(c in stage.limitations for c in missing):
         reasons = "; ".join(stage.limitations[c] for c in missing)
-        return "xfail", f"stage {stage.number}: {reasons}"
-    return "skip", f"stage {stage.number} has no {', '.join(missing)}"
+        return "xfail", f"stage {stage.number}{stage.variant}: {reasons}"
+    return "skip", f"stage {stage.number}{stage.variant} has no {', '.join(missing)}"
 
 
 def _check_table():

@@ -46,6 +46,7 @@ MIN_EXERCISES = 4
 # The diagrams the tutorial promises, as docs/diagrams/NAME.dot.
 DIAGRAMS = [
     "pipeline",
+    "layers",
     "stage1-echo",
     "stage2-nonblocking",
     "stage2-states",

@@ -1,0 +1,524 @@
+/*
+ * conn.c - the connection layer: what a connection may do, whatever waits for the kernel.
+ *
+ * A loop serves many clients on one thread. This file holds the rules that do not depend
+ * on how the loop waits: the slot table, what is buffered in and out, when input is
+ * wanted, what is sent next, stopping, and what to do when descriptors run out. How to wait,
+ * receive and send is a backend's job (backend.h: loop_epoll.c here), and the protocol above sees
+ * only conn.h.
+ *
+ * Slots: connections live in a table with a slot for every descriptor the process may
+ * hold, mapped lazily (calloc of a large block maps zero pages), so slots never used cost
+ * no memory. A freed slot goes on a free list and is reused first, while its memory is
+ * still warm; slots_ever, the high-water mark, bounds every walk over the table, so a
+ * loop that never held more than a hundred clients walks a hundred slots, whatever the
+ * descriptor limit (a container's 1,048,576 would otherwise be 160 MiB walked a second).
+ *
+ * Names: a connection is named by its slot and a generation number bumped each time the
+ * slot takes a new connection (conn_id()). An event, a completion or a message for a
+ * connection that has closed meanwhile carries the old generation and is recognised,
+ * even when a new connection has already taken the slot.
+ *
+ * Memory: a connection owns a buffer only for bytes its protocol has not consumed yet, or
+ * bytes the kernel has not taken yet (buffer.h). Backpressure bounds the second kind: a
+ * connection with more than OUTPUT_HIGH_WATER bytes unsent wants no input until they
+ * drain, so a client that sends without reading fills its own socket buffers, not ours.
+ * Output is two buffers: `outgoing`, which the kernel may be reading (an io_uring send
+ * reads it after the call that started it has returned), and `out`, where conn_send()
+ * appends behind it; a buffer that may grow (and move) is never one the kernel reads.
+ */
+#include "backend.h"
+#include "conn.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    OUTPUT_HIGH_WATER = 64 * 1024, /* want no input from a client with more than this unsent */
+    SWEEP_INTERVAL_MS = 1000, /* how often a paused accept is tried again */
+    MAX_SLOTS = 1 << 24, /* connection slots a 24-bit slot number can name */
+};
+
+/* Monotonic: wall-clock changes (NTP, an administrator) must not fire or delay timeouts. */
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- Slots ----------------------------------------------------------------------------- */
+
+static struct conn *conn_at(const struct loop *loop, size_t slot)
+{
+    return &loop->conns[slot];
+}
+
+static struct conn *take_slot(struct loop *loop)
+{
+    uint32_t slot;
+    if (loop->free_slot != NO_SLOT) {
+        slot = loop->free_slot; /* the most recently freed: its memory is still warm */
+        loop->free_slot = conn_at(loop, slot)->next_free;
+    } else if (loop->slots_ever < loop->conn_slots) {
+        slot = (uint32_t)loop->slots_ever++;
+    } else {
+        return NULL;
+    }
+    loop->slots_in_use++;
+    struct conn *c = conn_at(loop, slot);
+    c->slot = slot;
+    return c;
+}
+
+struct conn *loop_find_conn(struct loop *loop, uint32_t slot, uint32_t generation)
+{
+    if (slot >= loop->slots_ever)
+        return NULL;
+    struct conn *c = conn_at(loop, slot);
+    if (c->state == SLOT_FREE || c->generation != generation)
+        return NULL;
+    return c;
+}
+
+/* --- What a connection wants ----------------------------------------------------------- */
+
+static size_t unsent_bytes(const struct conn *c)
+{
+    size_t n = c->outgoing != NULL ? buffer_length(c->outgoing) : 0;
+    return n + (c->out != NULL ? buffer_length(c->out) : 0);
+}
+
+bool conn_has_output(const struct conn *c)
+{
+    return c->outgoing != NULL || c->out != NULL;
+}
+
+bool conn_wants_input(const struct conn *c)
+{
+    if (c->peer_closed)
+        return false;
+    if (unsent_bytes(c) > OUTPUT_HIGH_WATER)
+        return false; /* backpressure: let the client read what it asked for first */
+    return true;
+}
+
+/* --- Closing --------------------------------------------------------------------------- */
+
+static void resume_accepting(struct loop *loop);
+
+/*
+ * Closes at once, dropping anything unsent. The backend closes the socket, at once or
+ * once the kernel has let go of it (conn_closed()); until then the slot is draining and
+ * the protocol hears no more of it.
+ */
+static void conn_release(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    c->state = CONN_DRAINING;
+    loop->open_count--;
+    if (c->in != NULL)
+        buffer_give_back(&loop->pool, c->in);
+    if (c->out != NULL)
+        buffer_give_back(&loop->pool, c->out);
+    c->in = c->out = NULL;
+    loop->backend->close(c);
+}
+
+void conn_closed(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    if (c->outgoing != NULL)
+        buffer_give_back(&loop->pool, c->outgoing);
+    c->outgoing = NULL;
+    c->state = SLOT_FREE;
+    c->next_free = loop->free_slot;
+    loop->free_slot = c->slot;
+    loop->slots_in_use--;
+    if (loop->accept_paused)
+        resume_accepting(loop); /* below the limit again */
+}
+
+void conn_failed(struct conn *c, int err, const char *what)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    /* A reset or a broken pipe is a client going away, not worth a line in the log. */
+    if (err != ECONNRESET && err != EPIPE)
+        log_error("%s: %s", what, err == 0 ? "nothing transferred" : strerror(err));
+    conn_release(c);
+}
+
+/* --- What the protocol calls ----------------------------------------------------------- */
+
+void conn_send(struct conn *c, const void *data, size_t len)
+{
+    if (c->broken || len == 0)
+        return;
+    if (c->out == NULL)
+        c->out = buffer_take(&c->loop->pool);
+    if (c->out == NULL || !buffer_append(&c->out, data, len))
+        c->broken = true;
+}
+
+void conn_close(struct conn *c)
+{
+    c->closing = true;
+}
+
+/* --- Output, for the backend ----------------------------------------------------------- */
+
+struct buffer *conn_outgoing(struct conn *c)
+{
+    if (c->outgoing == NULL) {
+        c->outgoing = c->out; /* what was queued goes next; new bytes queue behind it */
+        c->out = NULL;
+    }
+    return c->outgoing;
+}
+
+void conn_sent(struct conn *c, size_t n)
+{
+    buffer_consume(c->outgoing, n);
+    if (buffer_length(c->outgoing) == 0) {
+        buffer_give_back(&c->loop->pool, c->outgoing);
+        c->outgoing = NULL;
+    }
+}
+
+/* --- Input, from the backend ----------------------------------------------------------- */
+
+/*
+ * Hands bytes to the protocol, after any it left unconsumed last time. Usually nothing is
+ * held: the protocol parses the bytes where the backend received them, and only what it
+ * leaves over is copied.
+ */
+static void deliver(struct conn *c, char *data, size_t len)
+{
+    if (c->in != NULL) {
+        /* Keep the bytes contiguous: the protocol sees one run, oldest first. */
+        if (!buffer_append(&c->in, data, len)) {
+            c->broken = true;
+            return;
+        }
+        data = buffer_data(c->in);
+        len = buffer_length(c->in);
+    }
+    size_t used = protocol_on_data(c, data, len);
+
+    if (c->in != NULL) {
+        buffer_consume(c->in, used);
+        if (buffer_length(c->in) == 0) {
+            buffer_give_back(&c->loop->pool, c->in);
+            c->in = NULL;
+        }
+    } else if (used < len) {
+        /* The backend's buffer is about to be reused: keep the rest in one of our own. */
+        c->in = buffer_take(&c->loop->pool);
+        if (c->in == NULL || !buffer_append(&c->in, data + used, len - used))
+            c->broken = true;
+    }
+}
+
+void conn_received(struct conn *c, char *data, size_t len)
+{
+    if (c->state != CONN_OPEN || c->closing)
+        return; /* bytes sent after we decided to close are discarded */
+    deliver(c, data, len);
+}
+
+void conn_peer_closed(struct conn *c)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    c->peer_closed = true;
+    if (!c->closing)
+        protocol_on_eof(c);
+}
+
+/* --- Settling a connection after each event -------------------------------------------- */
+
+/*
+ * After every event and every protocol callback: send what was queued, then begin the close
+ * if the connection is finished, or tell the backend what it waits for now.
+ */
+void conn_settle(struct conn *c)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    if (c->broken) {
+        log_error("out of memory or a protocol error: closing a connection");
+        conn_release(c);
+        return;
+    }
+    if (!c->loop->backend->send(c)) {
+        if (c->state == CONN_OPEN) /* unless the backend has already said why */
+            conn_release(c);
+        return;
+    }
+    if (c->closing && !conn_has_output(c)) {
+        conn_release(c);
+        return;
+    }
+    if (!c->loop->backend->update(c))
+        conn_release(c);
+}
+
+/* --- Accepting ------------------------------------------------------------------------- */
+
+static bool at_conn_limit(const struct loop *loop)
+{
+    return loop->max_conns > 0 && loop->slots_in_use >= loop->max_conns;
+}
+
+/* Stops accepting until a connection closes (conn_closed()) or the next sweep. */
+static void pause_accepting(struct loop *loop)
+{
+    if (loop->accept_paused)
+        return;
+    loop->accept_paused = true;
+    loop->accepting = false;
+    loop->backend->update_accepting(loop);
+}
+
+static void resume_accepting(struct loop *loop)
+{
+    if (loop->stopping || at_conn_limit(loop))
+        return;
+    loop->accept_paused = false;
+    loop->accepting = true;
+    loop->backend->update_accepting(loop);
+}
+
+void loop_accepted_fd(struct loop *loop, int fd)
+{
+    if (loop->stopping) {
+        close(fd); /* accepted before the backend stopped accepting */
+        return;
+    }
+    struct conn *c = take_slot(loop);
+    if (c == NULL) {
+        /* Only possible if the descriptor limit was raised after the loop was created. */
+        log_error("no free connection slot for descriptor %d; closing it", fd);
+        close(fd);
+        return;
+    }
+    uint32_t slot = c->slot;
+    uint32_t generation = c->generation + 1;
+    memset(c, 0, sizeof *c);
+    c->loop = loop;
+    c->fd = fd;
+    c->slot = slot;
+    c->generation = generation;
+    c->state = CONN_OPEN;
+    loop->open_count++;
+    if (!loop->backend->open(c))
+        conn_release(c);
+    if (at_conn_limit(loop))
+        pause_accepting(loop);
+}
+
+/*
+ * Out of descriptors, with a client waiting in the accept queue. Free the spare
+ * descriptor kept for this moment, accept the client with it and close it at once (it
+ * sees a closed connection, not a hang), and take the spare back. Clients already
+ * connected go on being served. (The trick is libuv's; nginx instead stops accepting for
+ * a while.) False if there was no client, or no spare to free.
+ */
+static bool shed_connection(struct loop *loop)
+{
+    if (loop->spare_fd < 0)
+        loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (loop->spare_fd < 0)
+        return false;
+    close(loop->spare_fd);
+    int fd = accept(loop->listen_fd, NULL, NULL);
+    if (fd >= 0)
+        close(fd);
+    loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
+/*
+ * Accepting again at once would fail again at once, at full speed, while the cause
+ * persists: the kernel looks for a free descriptor before it even looks at the queue. So
+ * unless the failure was transient or shedding a client made progress, accepting pauses
+ * until the next sweep or the next close.
+ */
+bool loop_accept_failed(struct loop *loop, int err)
+{
+    switch (err) {
+    case ECONNABORTED: /* a client gave up while waiting in the queue */
+    case EINTR:
+        return true;
+    case EMFILE:
+    case ENFILE:
+        if (shed_connection(loop)) {
+            log_error("out of descriptors: closed a new connection at once");
+            return true;
+        }
+        log_error("out of descriptors: not accepting for now");
+        break;
+    default:
+        log_error("accept: %s", strerror(err));
+        break;
+    }
+    pause_accepting(loop);
+    return false;
+}
+
+/* --- Stopping ------------------------------------------------------------------------- */
+
+static void begin_stop(struct loop *loop, const char *why)
+{
+    log_info("%s: stopping; %zu connection(s) to finish", why, loop->open_count);
+    loop->stopping = true;
+    loop->stop_deadline = loop->now + loop->shutdown_timeout_ms;
+    loop->accepting = false;
+    loop->backend->stop_accepting(loop); /* new clients are now refused by the kernel */
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = conn_at(loop, slot);
+        if (c->state == CONN_OPEN) {
+            protocol_on_stop(c);
+            conn_settle(c);
+        }
+    }
+}
+
+/* Closes every connection at once, whatever it is doing. */
+static void stop_now(struct loop *loop)
+{
+    log_info("closing %zu connection(s) now", loop->open_count);
+    loop->stopped_now = true;
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = conn_at(loop, slot);
+        if (c->state == CONN_OPEN)
+            conn_release(c);
+    }
+}
+
+void loop_woken(struct loop *loop)
+{
+    struct signalfd_siginfo info;
+    for (;;) {
+        ssize_t n = read(loop->wake_fd, &info, sizeof info);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                log_error("read(signalfd): %s", strerror(errno));
+            return;
+        }
+        if (!loop->stopping) {
+            begin_stop(loop, strsignal((int)info.ssi_signo));
+        } else {
+            log_info("%s again", strsignal((int)info.ssi_signo));
+            if (!loop->stopped_now)
+                stop_now(loop);
+        }
+    }
+}
+
+/* --- The loop -------------------------------------------------------------------------- */
+
+void loop_run(struct loop *loop)
+{
+    loop->now = clock_ms();
+    loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
+    loop->accepting = true;
+    loop->backend->start(loop);
+    while (!loop->stopping || loop->slots_in_use > 0) {
+        /* Unless accepting is paused, sleep until something happens. */
+        int wait_ms = -1;
+        if (loop->accept_paused)
+            wait_ms = loop->next_sweep > loop->now ? (int)(loop->next_sweep - loop->now) : 0;
+        /* Stopping: wake up when the drain period ends, at the latest. */
+        if (loop->stopping && !loop->stopped_now) {
+            int left = loop->stop_deadline > loop->now ? (int)(loop->stop_deadline - loop->now) : 0;
+            if (wait_ms < 0 || left < wait_ms)
+                wait_ms = left;
+        }
+        loop->backend->wait(loop, wait_ms); /* handles what happened, see loop_begin_batch() */
+        /* The drain period is over: what is still open is closed, whatever its client does. */
+        if (loop->stopping && !loop->stopped_now && loop->now >= loop->stop_deadline)
+            stop_now(loop);
+        if (loop->now >= loop->next_sweep) {
+            /* Out of descriptors a second ago? Try again (at --max-conns, it pauses again). */
+            if (loop->accept_paused)
+                resume_accepting(loop);
+            loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
+        }
+    }
+    loop->backend->finish(loop);
+}
+
+void loop_begin_batch(struct loop *loop)
+{
+    loop->now = clock_ms();
+}
+
+/* --- Set-up ---------------------------------------------------------------------------- */
+
+struct loop *loop_create(const struct backend *backend, int listen_fd, int signal_fd, char *err,
+                         size_t errlen)
+{
+    /* A slot for every descriptor the process may hold: no loop can have more clients. */
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        snprintf(err, errlen, "getrlimit: %s", strerror(errno));
+        return NULL;
+    }
+    struct loop *loop = calloc(1, sizeof *loop);
+    if (loop == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    loop->backend = backend;
+    loop->listen_fd = listen_fd;
+    loop->wake_fd = signal_fd;
+    loop->free_slot = NO_SLOT;
+    loop->conn_slots = limit.rlim_cur < MAX_SLOTS ? limit.rlim_cur : MAX_SLOTS;
+    /* calloc of a large block maps zero pages: slots never used cost no memory. */
+    loop->conns = calloc(loop->conn_slots, sizeof *loop->conns);
+    loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (loop->conns == NULL || loop->spare_fd < 0) {
+        snprintf(err, errlen, "loop set-up: %s", strerror(errno));
+        loop_destroy(loop);
+        return NULL;
+    }
+    if (!loop->backend->create(loop, err, errlen)) {
+        loop_destroy(loop);
+        return NULL;
+    }
+    return loop;
+}
+
+void loop_set_max_conns(struct loop *loop, size_t max)
+{
+    loop->max_conns = max;
+}
+
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms)
+{
+    loop->shutdown_timeout_ms = ms;
+}
+
+void loop_destroy(struct loop *loop)
+{
+    if (loop->io != NULL)
+        loop->backend->destroy(loop);
+    if (loop->spare_fd >= 0)
+        close(loop->spare_fd);
+    buffer_pool_clear(&loop->pool);
+    free(loop->conns);
+    free(loop);
+}

@@ -1,0 +1,72 @@
+/*
+ * conn.h - a connection, as the protocol sees it.
+ *
+ * This is the seam between moving bytes and understanding them. The connection layer
+ * (conn.c) owns the sockets: it accepts, receives, sends, buffers, times out and closes.
+ * The protocol (http.c) only ever sees bytes that have arrived, and hands back bytes to
+ * send. It never calls read() or write(), so what moves the bytes can change underneath
+ * it: stage 6 adds io_uring beside epoll, and the protocol code does not change.
+ */
+#ifndef CONN_H
+#define CONN_H
+
+#include <stddef.h>
+
+struct loop;
+struct conn;
+
+/*
+ * For the protocol: queue bytes for the client. The connection copies them, so the
+ * caller's memory is free again on return; they are sent once the current callback
+ * returns, and what the kernel does not take yet is kept until it does.
+ */
+void conn_send(struct conn *c, const void *data, size_t len);
+
+/* For the protocol: close the connection once everything queued has been sent. */
+void conn_close(struct conn *c);
+
+/*
+ * For the protocol: its state for this connection, protocol_session_size bytes kept in the
+ * connection's slot (zeroed when the connection opens), so that no connection costs an
+ * allocation of its own. The connection layer never looks inside.
+ */
+void *conn_session(struct conn *c);
+
+/*
+ * For the protocol: call protocol_on_timeout() if ms milliseconds pass before the next
+ * call to this (0 cancels). Checked once a second, so it may fire up to a second late.
+ */
+void conn_set_timeout(struct conn *c, unsigned ms);
+
+/*
+ * The protocol implements these; the connection layer calls them. After each call it
+ * sends what was queued.
+ */
+
+/* The size of the protocol's state for one connection (conn_session()). */
+extern const size_t protocol_session_size;
+
+/* A new connection: set up its session. */
+void protocol_on_open(struct conn *c);
+
+/*
+ * Bytes have arrived: data[0..len) holds every byte received and not yet consumed, oldest
+ * first. Returns how many of them the protocol consumed; the rest are kept and passed
+ * again, followed by newer bytes, next time. The memory is the connection layer's and is
+ * valid only during the call (the protocol may modify it).
+ */
+size_t protocol_on_data(struct conn *c, char *data, size_t len);
+
+/* The client closed its side of the connection: nothing more will arrive. */
+void protocol_on_eof(struct conn *c);
+
+/* The server is stopping: finish what is in flight, close what is idle. */
+void protocol_on_stop(struct conn *c);
+
+/*
+ * The timeout set with conn_set_timeout() has passed. If the connection is still open
+ * after this without a new timeout, it is given a last few seconds to close.
+ */
+void protocol_on_timeout(struct conn *c);
+
+#endif

@@ -1,0 +1,796 @@
+/*
+ * conn.c - the connection layer: what a connection may do, whatever waits for the kernel.
+ *
+ * A loop serves many clients on one thread. This file holds the rules that do not depend
+ * on how the loop waits: the slot table, what is buffered in and out, when input is
+ * wanted, what is sent next, pausing, the lingering close, deadlines, stopping, and what
+ * to do when descriptors run out. How to wait, receive and send is a backend's job
+ * (backend.h: loop_epoll.c here), and the protocol above sees only conn.h.
+ *
+ * Slots: connections live in a table with a slot for every descriptor the process may
+ * hold, mapped lazily (calloc of a large block maps zero pages), so slots never used cost
+ * no memory. A freed slot goes on a free list and is reused first, while its memory is
+ * still warm; slots_ever, the high-water mark, bounds every walk over the table, so a
+ * loop that never held more than a hundred clients walks a hundred slots, whatever the
+ * descriptor limit (a container's 1,048,576 would otherwise be 160 MiB walked a second).
+ * Each slot also holds the protocol's state for its connection (protocol_session_size
+ * bytes, conn_session()), so a connection costs no allocation of its own.
+ *
+ * Names: a connection is named by its slot and a generation number bumped each time the
+ * slot takes a new connection (conn_id()). An event, a completion or a message for a
+ * connection that has closed meanwhile carries the old generation and is recognised,
+ * even when a new connection has already taken the slot.
+ *
+ * Memory: a connection owns a buffer only for bytes its protocol has not consumed yet, or
+ * bytes the kernel has not taken yet (buffer.h). Backpressure bounds the second kind: a
+ * connection with more than OUTPUT_HIGH_WATER bytes unsent wants no input until they
+ * drain, so a client that sends without reading fills its own socket buffers, not ours.
+ * Output is two buffers: `outgoing`, which the kernel may be reading (an io_uring send
+ * reads it after the call that started it has returned), and `out`, where conn_send()
+ * appends behind it; a buffer that may grow (and move) is never one the kernel reads.
+ *
+ * Pausing (conn_pause): input that arrives while the protocol is paused is held, up to
+ * HELD_INPUT_MAX; only beyond that does the connection stop receiving. Stopping at every
+ * pause would cost a system call (or two io_uring operations) per static file.
+ *
+ * Files: a connection's output is its bytes, then at most one file, which the backend
+ * sends its own way. A protocol that queues a file pauses until it is out, so the answer
+ * to a pipelined request cannot overtake it.
+ *
+ * Time: each connection has at most one deadline, set by its protocol. Once a second the
+ * loop walks the slots in use and calls protocol_on_timeout() for those that have passed.
+ *
+ * Closing: when the protocol closes a connection whose client may still be sending, our
+ * side is shut down first, and bytes are received and discarded until the client closes
+ * or LINGER_MS passes (a "lingering close"). Closing at once would make the kernel answer
+ * the client's next bytes with a reset, and a reset can destroy our last response in the
+ * client's buffers before it reads it (RFC 9112 section 9.6).
+ *
+ * Threads: one loop per thread, each with its own listening socket, backend, slots and
+ * buffers: nothing is shared, so nothing is locked on the way of a request. Other threads
+ * reach a loop in two ways only, both through its eventfd: the main thread asks it to
+ * stop (loop_stop_all), and workers hand back finished work as messages (loop_post, the one
+ * lock, taken once per message).
+ */
+#include "backend.h"
+#include "conn.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    OUTPUT_HIGH_WATER = 64 * 1024, /* want no input from a client with more than this unsent */
+    HELD_INPUT_MAX = 64 * 1024, /* want no input from a paused client holding this much */
+    SWEEP_INTERVAL_MS = 1000, /* how often deadlines are checked */
+    LINGER_MS = 2000, /* the longest a closing connection is read and discarded */
+    MAX_SLOTS = 1 << 24, /* connection slots a 24-bit slot number can name */
+};
+
+/* Monotonic: wall-clock changes (NTP, an administrator) must not fire or delay timeouts. */
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- Slots ----------------------------------------------------------------------------- */
+
+static struct conn *conn_at(const struct loop *loop, size_t slot)
+{
+    return (struct conn *)(loop->conns + slot * loop->slot_size);
+}
+
+static struct conn *take_slot(struct loop *loop)
+{
+    uint32_t slot;
+    if (loop->free_slot != NO_SLOT) {
+        slot = loop->free_slot; /* the most recently freed: its memory is still warm */
+        loop->free_slot = conn_at(loop, slot)->next_free;
+    } else if (loop->slots_ever < loop->conn_slots) {
+        slot = (uint32_t)loop->slots_ever++;
+    } else {
+        return NULL;
+    }
+    loop->slots_in_use++;
+    struct conn *c = conn_at(loop, slot);
+    c->slot = slot;
+    return c;
+}
+
+struct conn *loop_find_conn(struct loop *loop, uint32_t slot, uint32_t generation)
+{
+    if (slot >= loop->slots_ever)
+        return NULL;
+    struct conn *c = conn_at(loop, slot);
+    if (c->state == SLOT_FREE || c->generation != generation)
+        return NULL;
+    return c;
+}
+
+/* --- What a connection wants ----------------------------------------------------------- */
+
+static size_t unsent_bytes(const struct conn *c)
+{
+    size_t n = c->outgoing != NULL ? buffer_length(c->outgoing) : 0;
+    return n + (c->out != NULL ? buffer_length(c->out) : 0);
+}
+
+bool conn_has_output(const struct conn *c)
+{
+    return c->outgoing != NULL || c->out != NULL || c->file_fd >= 0;
+}
+
+bool conn_wants_input(const struct conn *c)
+{
+    if (c->lingering)
+        return true; /* reading and discarding, until the client has closed too */
+    if (c->peer_closed)
+        return false;
+    if (unsent_bytes(c) > OUTPUT_HIGH_WATER)
+        return false; /* backpressure: let the client read what it asked for first */
+    if (c->paused && c->in != NULL && buffer_length(c->in) > HELD_INPUT_MAX)
+        return false; /* held enough for a paused protocol: TCP holds the rest back */
+    return true;
+}
+
+/* --- Closing --------------------------------------------------------------------------- */
+
+static void resume_accepting(struct loop *loop);
+
+/*
+ * Closes at once, dropping anything unsent. The backend closes the socket, at once or
+ * once the kernel has let go of it (conn_closed()); until then the slot is draining and
+ * the protocol hears no more of it.
+ */
+static void conn_release(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    c->state = CONN_DRAINING;
+    loop->open_count--;
+    if (c->in != NULL)
+        buffer_give_back(&loop->pool, c->in);
+    if (c->out != NULL)
+        buffer_give_back(&loop->pool, c->out);
+    c->in = c->out = NULL;
+    loop->backend->close(c);
+}
+
+void conn_closed(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    if (c->outgoing != NULL)
+        buffer_give_back(&loop->pool, c->outgoing);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->outgoing = NULL;
+    c->file_fd = -1;
+    c->state = SLOT_FREE;
+    c->next_free = loop->free_slot;
+    loop->free_slot = c->slot;
+    loop->slots_in_use--;
+    if (loop->accept_paused)
+        resume_accepting(loop); /* below the limit again */
+}
+
+void conn_failed(struct conn *c, int err, const char *what)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    /* A reset or a broken pipe is a client going away, not worth a line in the log. */
+    if (err != ECONNRESET && err != EPIPE)
+        log_error("%s: %s", what, err == 0 ? "nothing transferred" : strerror(err));
+    conn_release(c);
+}
+
+/* --- What the protocol calls ----------------------------------------------------------- */
+
+void conn_send(struct conn *c, const void *data, size_t len)
+{
+    if (c->broken || len == 0)
+        return;
+    if (c->file_fd >= 0) {
+        /* They would go out before the file: a protocol bug, and the client would be lost. */
+        log_error("bytes queued behind a file: closing the connection");
+        c->broken = true;
+        return;
+    }
+    if (c->out == NULL)
+        c->out = buffer_take(&c->loop->pool);
+    if (c->out == NULL || !buffer_append(&c->out, data, len))
+        c->broken = true;
+}
+
+void conn_send_file(struct conn *c, int fd, off_t offset, size_t len)
+{
+    if (c->file_fd >= 0 || c->broken) {
+        if (c->file_fd >= 0)
+            log_error("a second file queued: closing the connection");
+        close(fd);
+        c->broken = true;
+        return;
+    }
+    c->file_fd = fd;
+    c->file_offset = offset;
+    c->file_left = len;
+    if (len == 0) {
+        close(fd);
+        c->file_fd = -1;
+        c->file_sent = true;
+    }
+}
+
+void conn_close(struct conn *c)
+{
+    c->closing = true;
+}
+
+void conn_pause(struct conn *c)
+{
+    c->paused = true;
+}
+
+void conn_resume(struct conn *c)
+{
+    c->paused = false;
+    c->resumed = true;
+}
+
+void conn_peer_name(struct conn *c, char *buf, size_t size)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    const void *ip = NULL;
+    if (getpeername(c->fd, (struct sockaddr *)&addr, &len) == 0) {
+        // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): LLVM issue 60482
+        if (addr.ss_family == AF_INET)
+            ip = &((struct sockaddr_in *)&addr)->sin_addr;
+        else if (addr.ss_family == AF_INET6)
+            ip = &((struct sockaddr_in6 *)&addr)->sin6_addr;
+    }
+    if (ip == NULL || inet_ntop(addr.ss_family, ip, buf, (socklen_t)size) == NULL)
+        snprintf(buf, size, "-");
+}
+
+void *conn_session(struct conn *c)
+{
+    return c + 1;
+}
+
+struct loop *conn_loop(struct conn *c)
+{
+    return c->loop;
+}
+
+uint64_t conn_id(struct conn *c)
+{
+    return (uint64_t)c->generation << 32 | c->slot;
+}
+
+void conn_set_timeout(struct conn *c, unsigned ms)
+{
+    c->deadline = ms == 0 ? 0 : c->loop->now + ms;
+}
+
+/* --- Output, for the backend ----------------------------------------------------------- */
+
+struct buffer *conn_outgoing(struct conn *c)
+{
+    if (c->outgoing == NULL) {
+        c->outgoing = c->out; /* what was queued goes next; new bytes queue behind it */
+        c->out = NULL;
+    }
+    return c->outgoing;
+}
+
+void conn_sent(struct conn *c, size_t n)
+{
+    buffer_consume(c->outgoing, n);
+    if (buffer_length(c->outgoing) == 0) {
+        buffer_give_back(&c->loop->pool, c->outgoing);
+        c->outgoing = NULL;
+    }
+}
+
+void conn_file_sent(struct conn *c, size_t n)
+{
+    c->file_offset += (off_t)n;
+    c->file_left -= n;
+    if (c->file_left == 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+        c->file_sent = true; /* anything queued from now on goes behind the file */
+    }
+}
+
+/* --- Input, from the backend ----------------------------------------------------------- */
+
+/* Keeps bytes for later, in the connection's own buffer: the backend's is being reused. */
+static void hold_input(struct conn *c, const char *data, size_t len)
+{
+    if (c->in == NULL)
+        c->in = buffer_take(&c->loop->pool);
+    if (c->in == NULL || !buffer_append(&c->in, data, len))
+        c->broken = true;
+}
+
+/*
+ * Hands bytes to the protocol, after any it left unconsumed last time. Usually nothing is
+ * held: the protocol parses the bytes where the backend received them, and only what it
+ * leaves over is copied.
+ */
+static void deliver(struct conn *c, char *data, size_t len)
+{
+    if (c->in != NULL) {
+        /* Keep the bytes contiguous: the protocol sees one run, oldest first. */
+        if (!buffer_append(&c->in, data, len)) {
+            c->broken = true;
+            return;
+        }
+        data = buffer_data(c->in);
+        len = buffer_length(c->in);
+    }
+    size_t used = protocol_on_data(c, data, len);
+
+    if (c->in != NULL) {
+        buffer_consume(c->in, used);
+        if (buffer_length(c->in) == 0) {
+            buffer_give_back(&c->loop->pool, c->in);
+            c->in = NULL;
+        }
+    } else if (used < len) {
+        hold_input(c, data + used, len - used);
+    }
+}
+
+void conn_received(struct conn *c, char *data, size_t len)
+{
+    if (c->state != CONN_OPEN || c->closing || c->lingering)
+        return; /* bytes sent after we decided to close are discarded */
+    if (c->paused)
+        hold_input(c, data, len); /* delivered on conn_resume() */
+    else
+        deliver(c, data, len);
+}
+
+void conn_peer_closed(struct conn *c)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    c->peer_closed = true;
+    if (c->lingering) {
+        conn_release(c); /* the client has closed too: the close is complete */
+        return;
+    }
+    if (c->closing)
+        return;
+    if (c->paused)
+        c->eof_pending = true; /* requests held back come first; see conn_settle() */
+    else
+        protocol_on_eof(c);
+}
+
+/* --- Settling a connection after each event -------------------------------------------- */
+
+/*
+ * After every event and every protocol callback: send what was queued, tell the protocol
+ * when a file is out, deliver held-back input once it resumes, then begin the close if
+ * the connection is finished, or tell the backend what it waits for now.
+ */
+void conn_settle(struct conn *c)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    for (;;) {
+        if (c->broken) {
+            log_error("out of memory or a protocol error: closing a connection");
+            conn_release(c);
+            return;
+        }
+        if (!c->loop->backend->send(c)) {
+            if (c->state == CONN_OPEN) /* unless the backend has already said why */
+                conn_release(c);
+            return;
+        }
+        if (c->file_sent) {
+            c->file_sent = false;
+            protocol_on_file_sent(c); /* it may queue more, or resume */
+            continue;
+        }
+        if (c->resumed) {
+            c->resumed = false;
+            /* Requests may be waiting here already: no receive would ever bring them again. */
+            if (c->in != NULL && !c->paused && !c->closing) {
+                deliver(c, NULL, 0);
+                continue;
+            }
+        }
+        if (c->eof_pending && !c->paused) {
+            c->eof_pending = false;
+            if (!c->closing)
+                protocol_on_eof(c);
+            continue;
+        }
+        break;
+    }
+    if (c->closing && !conn_has_output(c) && !c->lingering) {
+        if (c->peer_closed) {
+            conn_release(c);
+            return;
+        }
+        /* A lingering close (see the top of this file): FIN now, close when the client has. */
+        if (shutdown(c->fd, SHUT_WR) < 0) {
+            conn_release(c);
+            return;
+        }
+        c->lingering = true;
+        c->deadline = c->loop->now + LINGER_MS;
+    }
+    if (!c->loop->backend->update(c))
+        conn_release(c);
+}
+
+/* --- Accepting ------------------------------------------------------------------------- */
+
+static bool at_conn_limit(const struct loop *loop)
+{
+    return loop->max_conns > 0 && loop->slots_in_use >= loop->max_conns;
+}
+
+/* Stops accepting until a connection closes (conn_closed()) or the next sweep. */
+static void pause_accepting(struct loop *loop)
+{
+    if (loop->accept_paused)
+        return;
+    loop->accept_paused = true;
+    loop->accepting = false;
+    loop->backend->update_accepting(loop);
+}
+
+static void resume_accepting(struct loop *loop)
+{
+    if (loop->stopping || at_conn_limit(loop))
+        return;
+    loop->accept_paused = false;
+    loop->accepting = true;
+    loop->backend->update_accepting(loop);
+}
+
+void loop_accepted_fd(struct loop *loop, int fd)
+{
+    if (loop->stopping) {
+        close(fd); /* accepted before the backend stopped accepting */
+        return;
+    }
+    struct conn *c = take_slot(loop);
+    if (c == NULL) {
+        /* Only possible if the descriptor limit was raised after the loop was created. */
+        log_error("no free connection slot for descriptor %d; closing it", fd);
+        close(fd);
+        return;
+    }
+    uint32_t slot = c->slot;
+    uint32_t generation = c->generation + 1;
+    memset(c, 0, loop->slot_size); /* the protocol's session too */
+    c->loop = loop;
+    c->fd = fd;
+    c->slot = slot;
+    c->generation = generation;
+    c->state = CONN_OPEN;
+    c->file_fd = -1;
+    loop->open_count++;
+    loop->accepted++;
+    if (!loop->backend->open(c)) {
+        conn_release(c);
+    } else {
+        protocol_on_open(c);
+        conn_settle(c);
+    }
+    if (at_conn_limit(loop))
+        pause_accepting(loop);
+}
+
+/*
+ * Out of descriptors, with a client waiting in the accept queue. Free the spare
+ * descriptor kept for this moment, accept the client with it and close it at once (it
+ * sees a closed connection, not a hang), and take the spare back. Clients already
+ * connected go on being served. (The trick is libuv's; nginx instead stops accepting for
+ * a while.) False if there was no client, or no spare to free.
+ */
+static bool shed_connection(struct loop *loop)
+{
+    if (loop->spare_fd < 0)
+        loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (loop->spare_fd < 0)
+        return false;
+    close(loop->spare_fd);
+    int fd = accept(loop->listen_fd, NULL, NULL);
+    if (fd >= 0)
+        close(fd);
+    loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0;
+}
+
+/*
+ * Accepting again at once would fail again at once, at full speed, while the cause
+ * persists: the kernel looks for a free descriptor before it even looks at the queue. So
+ * unless the failure was transient or shedding a client made progress, accepting pauses
+ * until the next sweep or the next close. With two loops out of descriptors, the other
+ * loop's accept may take the descriptor our spare has just freed: then there is nothing to
+ * shed with, and pausing is what keeps this loop from spinning.
+ */
+bool loop_accept_failed(struct loop *loop, int err)
+{
+    switch (err) {
+    case ECONNABORTED: /* a client gave up while waiting in the queue */
+    case EINTR:
+        return true;
+    case EMFILE:
+    case ENFILE:
+        if (shed_connection(loop)) {
+            log_error("out of descriptors: closed a new connection at once");
+            return true;
+        }
+        log_error("loop %d: out of descriptors: not accepting for now", loop->index);
+        break;
+    default:
+        log_error("accept: %s", strerror(err));
+        break;
+    }
+    pause_accepting(loop);
+    return false;
+}
+
+/* --- Other threads: messages and stop requests ----------------------------------------- */
+
+/*
+ * Every loop's request is set before any loop is woken. Stopping them one after the other
+ * would leave a window, as long as the calling thread waits for a core, in which one loop
+ * has already closed its idle connections while another still answers a request as if no
+ * stop had been asked for. Each loop looks at its request before each batch of events
+ * (loop_begin_batch()), so once any loop acts on the stop, every loop will.
+ */
+void loop_stop_all(struct loop **loops, int count, bool now)
+{
+    for (int i = 0; i < count; i++)
+        atomic_store(&loops[i]->stop_request, now ? 2 : 1);
+    for (int i = 0; i < count; i++)
+        if (eventfd_write(loops[i]->wake_fd, 1) < 0)
+            log_error("loop %d: eventfd_write: %s", loops[i]->index, strerror(errno));
+}
+
+void loop_post(struct loop *loop, struct loop_message *m)
+{
+    pthread_mutex_lock(&loop->inbox_lock);
+    m->next = loop->inbox;
+    loop->inbox = m;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    if (eventfd_write(loop->wake_fd, 1) < 0)
+        log_error("loop %d: eventfd_write: %s", loop->index, strerror(errno));
+}
+
+/* Hands posted messages to their connections; a message whose connection closed meanwhile
+ * (a different generation in its slot) is dropped. */
+static void deliver_messages(struct loop *loop)
+{
+    pthread_mutex_lock(&loop->inbox_lock);
+    struct loop_message *m = loop->inbox;
+    loop->inbox = NULL;
+    pthread_mutex_unlock(&loop->inbox_lock);
+    while (m != NULL) {
+        struct loop_message *next = m->next;
+        struct conn *c = loop_find_conn(loop, (uint32_t)m->conn, (uint32_t)(m->conn >> 32));
+        if (c != NULL && c->state == CONN_OPEN) {
+            protocol_on_message(c, m); /* frees it */
+            conn_settle(c);
+        } else {
+            free(m);
+        }
+        m = next;
+    }
+}
+
+static void begin_stop(struct loop *loop)
+{
+    log_info("loop %d: stopping; %zu connection(s) to finish", loop->index, loop->open_count);
+    loop->stopping = true;
+    loop->stop_deadline = loop->now + loop->shutdown_timeout_ms;
+    loop->accepting = false;
+    loop->backend->stop_accepting(loop); /* new clients are now refused by the kernel */
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = conn_at(loop, slot);
+        if (c->state == CONN_OPEN) {
+            protocol_on_stop(c);
+            conn_settle(c);
+        }
+    }
+}
+
+/* Closes every connection at once, whatever it is doing. */
+static void stop_now(struct loop *loop)
+{
+    log_info("loop %d: closing %zu connection(s) now", loop->index, loop->open_count);
+    loop->stopped_now = true;
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = conn_at(loop, slot);
+        if (c->state == CONN_OPEN)
+            conn_release(c);
+    }
+}
+
+/*
+ * Acts on a stop another thread asked for (loop_stop_all()). Also called before each batch of
+ * events (loop_begin_batch()): a request completing in the same batch as the wakeup, but
+ * ahead of it, must already be answered as the last on its connection, with
+ * Connection: close.
+ */
+static void take_stop_request(struct loop *loop)
+{
+    int stop = atomic_load(&loop->stop_request);
+    if (stop >= 1 && !loop->stopping)
+        begin_stop(loop);
+    if (stop >= 2 && !loop->stopped_now)
+        stop_now(loop);
+}
+
+void loop_woken(struct loop *loop)
+{
+    eventfd_t count;
+    if (eventfd_read(loop->wake_fd, &count) < 0 && errno != EAGAIN)
+        log_error("loop %d: eventfd_read: %s", loop->index, strerror(errno));
+    deliver_messages(loop);
+    take_stop_request(loop);
+}
+
+/* --- Time ------------------------------------------------------------------------------ */
+
+/*
+ * Calls protocol_on_timeout() for every connection whose deadline has passed. A
+ * connection that is already closing, or whose client has not taken what we sent for a
+ * whole timeout, has nothing more coming: it is closed at once.
+ */
+static void expire_deadlines(struct loop *loop)
+{
+    for (size_t slot = 0; slot < loop->slots_ever; slot++) {
+        struct conn *c = conn_at(loop, slot);
+        if (c->state != CONN_OPEN || c->deadline == 0 || c->deadline > loop->now)
+            continue;
+        c->deadline = 0;
+        if (c->closing || conn_has_output(c)) {
+            conn_release(c);
+            continue;
+        }
+        protocol_on_timeout(c);
+        if (c->deadline == 0)
+            c->deadline = loop->now + LINGER_MS; /* the protocol's time is up; ours nearly */
+        conn_settle(c);
+    }
+}
+
+/* --- The loop -------------------------------------------------------------------------- */
+
+size_t loop_accepted(const struct loop *loop)
+{
+    return loop->accepted;
+}
+
+void loop_run(struct loop *loop)
+{
+    loop->now = clock_ms();
+    loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
+    loop->accepting = true;
+    loop->backend->start(loop);
+    while (!loop->stopping || loop->slots_in_use > 0) {
+        /* With no connection there is no deadline: sleep until something happens. */
+        int wait_ms = -1;
+        if (loop->slots_in_use > 0 || loop->accept_paused)
+            wait_ms = loop->next_sweep > loop->now ? (int)(loop->next_sweep - loop->now) : 0;
+        /* Stopping: wake up when the drain period ends, at the latest. */
+        if (loop->stopping && !loop->stopped_now) {
+            int left = loop->stop_deadline > loop->now ? (int)(loop->stop_deadline - loop->now) : 0;
+            if (wait_ms < 0 || left < wait_ms)
+                wait_ms = left;
+        }
+        loop->backend->wait(loop, wait_ms); /* handles what happened, see loop_begin_batch() */
+        /* The drain period is over: what is still open is closed, whatever its client does. */
+        if (loop->stopping && !loop->stopped_now && loop->now >= loop->stop_deadline)
+            stop_now(loop);
+        if (loop->now >= loop->next_sweep) {
+            expire_deadlines(loop);
+            /* Out of descriptors a second ago? Try again (at --max-conns, it pauses again). */
+            if (loop->accept_paused)
+                resume_accepting(loop);
+            loop->next_sweep = loop->now + SWEEP_INTERVAL_MS;
+        }
+    }
+    loop->backend->finish(loop);
+}
+
+void loop_begin_batch(struct loop *loop)
+{
+    loop->now = clock_ms();
+    take_stop_request(loop);
+}
+
+/* --- Set-up ---------------------------------------------------------------------------- */
+
+struct loop *loop_create(const struct backend *backend, int listen_fd, int index, char *err,
+                         size_t errlen)
+{
+    /* A slot for every descriptor the process may hold: no loop can have more clients. */
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0) {
+        snprintf(err, errlen, "getrlimit: %s", strerror(errno));
+        return NULL;
+    }
+    struct loop *loop = calloc(1, sizeof *loop);
+    if (loop == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    loop->backend = backend;
+    loop->listen_fd = listen_fd;
+    loop->index = index;
+    loop->free_slot = NO_SLOT;
+    loop->wake_fd = -1;
+    atomic_init(&loop->stop_request, 0);
+    pthread_mutex_init(&loop->inbox_lock, NULL);
+    loop->conn_slots = limit.rlim_cur < MAX_SLOTS ? limit.rlim_cur : MAX_SLOTS;
+    /* The protocol's state follows each struct conn, aligned as a struct conn is. */
+    size_t align = _Alignof(struct conn);
+    loop->slot_size = (sizeof(struct conn) + protocol_session_size + align - 1) / align * align;
+    /* calloc of a large block maps zero pages: slots never used cost no memory. */
+    loop->conns = calloc(loop->conn_slots, loop->slot_size);
+    loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->conns == NULL || loop->spare_fd < 0 || loop->wake_fd < 0) {
+        snprintf(err, errlen, "loop set-up: %s", strerror(errno));
+        loop_destroy(loop);
+        return NULL;
+    }
+    if (!loop->backend->create(loop, err, errlen)) {
+        loop_destroy(loop);
+        return NULL;
+    }
+    return loop;
+}
+
+void loop_set_max_conns(struct loop *loop, size_t max)
+{
+    loop->max_conns = max;
+}
+
+void loop_set_shutdown_timeout(struct loop *loop, unsigned ms)
+{
+    loop->shutdown_timeout_ms = ms;
+}
+
+void loop_destroy(struct loop *loop)
+{
+    if (loop->io != NULL)
+        loop->backend->destroy(loop);
+    if (loop->spare_fd >= 0)
+        close(loop->spare_fd);
+    if (loop->wake_fd >= 0)
+        close(loop->wake_fd);
+    while (loop->inbox != NULL) {
+        struct loop_message *m = loop->inbox;
+        loop->inbox = m->next;
+        free(m);
+    }
+    pthread_mutex_destroy(&loop->inbox_lock);
+    buffer_pool_clear(&loop->pool);
+    free(loop->conns);
+    free(loop);
+}

@@ -1,0 +1,1 @@
+../stage4-router/loop_epoll.c
