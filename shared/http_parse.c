@@ -327,6 +327,26 @@ static unsigned name_stops(__m128i bytes)
     __m128i usual = _mm_or_si128(_mm_or_si128(letter, digit), dash);
     return ~(unsigned)_mm_movemask_epi8(usual) & 0xffff;
 }
+
+/* Whether each byte lies in [low, high], for low > 0 and high < 0x80 (signed comparisons, so
+ * bytes over 0x7f, negative, are outside). */
+static __m128i in_range(__m128i bytes, char low, char high)
+{
+    return _mm_and_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8((char)(low - 1))),
+                         _mm_cmplt_epi8(bytes, _mm_set1_epi8((char)(high + 1))));
+}
+
+/* Bytes other than those that make up nearly every request-target: the three runs of uri_char[]
+ * from '&' to ';' (with '-', '.', '/' and the digits), from '@' to 'Z', and the lower-case
+ * letters; and '=' and '_'. */
+static unsigned target_stops(__m128i bytes)
+{
+    __m128i usual = _mm_or_si128(_mm_or_si128(in_range(bytes, '&', ';'), in_range(bytes, '@', 'Z')),
+                                 in_range(bytes, 'a', 'z'));
+    usual = _mm_or_si128(usual, _mm_or_si128(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('=')),
+                                             _mm_cmpeq_epi8(bytes, _mm_set1_epi8('_'))));
+    return ~(unsigned)_mm_movemask_epi8(usual) & 0xffff;
+}
 #endif
 
 /* Returns the first byte in [s, end) that cannot be part of a field value, or end. */
@@ -359,6 +379,23 @@ static const char *skip_field_name(const char *s, const char *end)
     return skip_token(s, end);
 }
 
+/* Returns the first byte in [s, end) that cannot be in a request-target as it is, or end. */
+static const char *skip_target_chars(const char *s, const char *end)
+{
+#ifdef __SSE2__
+    for (; end - s >= 16; s += 16) {
+        unsigned stops = target_stops(_mm_loadu_si128((const __m128i *)s));
+        if (stops != 0) {
+            s += __builtin_ctz(stops);
+            if (!(uri_char[(unsigned char)*s] & URI_TARGET))
+                return s; /* the SP after the target, normally; or a '?', a '%' */
+            break; /* a rarer character of a target, for the byte loop */
+        }
+    }
+#endif
+    return skip_uri_chars(s, end, URI_TARGET);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The request line (RFC 9112 3)
  */
@@ -366,6 +403,11 @@ static const char *skip_field_name(const char *s, const char *end)
 /* method = token, then SP. Returns the method's length. */
 static ssize_t parse_method(const char *line, const char *end)
 {
+    /* Most requests are GETs: one 4-byte comparison settles those, where the byte loop below
+     * costs 40 instructions (callgrind). */
+    if (end - line >= 4 && load32(line) == load32("GET "))
+        return 3;
+
     /* Look at most one byte past the limit: a token still going on there is too long. */
     size_t room = (size_t)(end - line);
     const char *stop = line + (room < HTTP_MAX_METHOD_LEN + 1 ? room : HTTP_MAX_METHOD_LEN + 1);
@@ -399,7 +441,7 @@ static ssize_t scan_target(const char *target, const char *end, struct target_ma
 
     marks->query = NULL;
     marks->has_brackets = false;
-    while ((s = skip_uri_chars(s, stop, URI_TARGET)) < stop) {
+    while ((s = skip_target_chars(s, stop)) < stop) {
         char c = *s;
         if (c == ' ') {
             return s > target ? s - target : -400;
@@ -565,6 +607,13 @@ static ssize_t parse_version(const char *s, const char *end, int *major, int *mi
 {
     size_t available = (size_t)(end - s);
 
+    /* Nearly always "HTTP/1.1" and its CRLF: two loads and compares, a fifth of the cost of the
+     * general checks below. */
+    if (available >= 10 && load64(s) == load64("HTTP/1.1") && s[8] == '\r' && s[9] == '\n') {
+        *major = 1;
+        *minor = 1;
+        return 10;
+    }
     if (available < 8)
         return is_version_prefix(s, available) ? HTTP_NEED_MORE : -400;
     if (memcmp(s, "HTTP/", 5) != 0 || !is_digit(s[5]) || s[6] != '.' || !is_digit(s[7]))
