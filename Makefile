@@ -12,8 +12,9 @@
 #                                     it starts to use, then the READMEs (README=0: none)
 #   make deps                         install the Debian packages the project needs, if missing
 #   make fuzz [FUZZ_SECONDS=60]       each libFuzzer target in tests/fuzz for that long: the parser,
-#                                     chunked bodies, paths and static files, the router, and a
-#                                     comparison with http_parser (tests/fuzz/README.md)
+#                                     chunked bodies, paths and static files, the router, a
+#                                     comparison with http_parser, and the parser's SSE2 scans
+#                                     against its byte loops (tests/fuzz/README.md)
 #   make bench-parser                 the HTTP parser against http_parser and picohttpparser
 #   make bench-router                 stage 4's router on the GitHub API's 203 routes
 #   make bench [QUICK=1]              every stage against nginx and a ceiling: docs/benchmarks.md
