@@ -51,7 +51,8 @@ CHAPTER_ORDER = [
 ]
 SCREENSHOTS = ["index.html", "02-nonblocking.html"]
 # The code's pages with the longest lines and a README with tables, besides the chapters.
-WIDTH_CHECKED = ["repo/shared/http_parse.c.html", "repo/index.html", "repo/tests/bench/bench.py.html"]
+WIDTH_CHECKED = ["repo/shared/http_parse.c.html", "repo/index.html",
+                 "repo/tests/bench/bench.py.html"]
 WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 # A term the search must find, and the page that must be among its first results.
 SEARCH = ("SO_REUSEPORT", "05-threads.html")

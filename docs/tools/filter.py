@@ -36,6 +36,7 @@ import sys
 
 import sitenav
 from sitenav import REPO, SITE_TITLE, first_heading, nav_page, relative
+
 SNIPPET_MARKER = re.compile(r"<!--\s*snippet:\s*(\S+)\s*(.*?)\s*-->\Z", re.S)
 ELISION = re.compile(r"\s*(/\* \.\.\. \*/|# \.\.\.|\.\.\.)\s*\Z")
 
