@@ -10,7 +10,8 @@
 #                                     any byte definitely or indirectly lost at exit
 #   make diff A=1 B=2 [README=0]      what stage B changes in stage A: code, the shared/ code
 #                                     it starts to use, then the READMEs (README=0: none)
-#   make deps                         install the Debian packages the project needs, if missing
+#   make deps                         install the Debian packages the project needs, if missing,
+#                                     and the site's search indexer (Pagefind, from npm)
 #   make fuzz [FUZZ_SECONDS=60]       each libFuzzer target in tests/fuzz for that long: the parser,
 #                                     chunked bodies, paths and static files, the router, a
 #                                     comparison with http_parser, and the parser's SSE2 scans
@@ -42,6 +43,11 @@ PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbs
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
             wrk nghttp2-client nginx-light gnuplot-nox linux-perf \
             graphviz pandoc chromium chromium-driver python3-selenium
+
+# The site's search index is built by Pagefind, from the npm registry: Debian's npm fetches it
+# once into docs/node_modules (docs/package-lock.json pins it). A Node.js from elsewhere that
+# brings its own npm is used as it is: Debian's npm would conflict with it.
+NPM_PACKAGE := $(if $(shell command -v npm),,npm)
 
 FUZZ_SECONDS := 60
 
@@ -163,7 +169,7 @@ diff:
 # system-wide nginx on port 80. A policy-rc.d that answers 101 ("action forbidden") is
 # Debian's way to say so, and it is removed again afterwards.
 deps:
-	@missing=$$(for p in $(PACKAGES); do \
+	@missing=$$(for p in $(PACKAGES) $(NPM_PACKAGE); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
 	done); \
 	if [ -n "$$missing" ]; then \
@@ -177,6 +183,7 @@ deps:
 		$$sudo apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@$(MAKE) --no-print-directory -s -C docs pagefind
 
 clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done

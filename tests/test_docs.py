@@ -38,10 +38,20 @@ CHAPTERS = [
     "05-threads.md",
     "06-uring.md",
     "07-measurement.md",
+    "08-beyond-one-machine.md",
 ]
 STAGE_CHAPTERS = CHAPTERS[1:7]
 STAGE_SECTIONS = ["The idea", "The code", "Try it", "Exercises", "Measured"]
 MIN_EXERCISES = 4
+
+# The glossary, and the terms it must define (its entries are level-2 headings; the anchor
+# is the heading in lower case with dashes, as pandoc and Git hosts make it).
+GLOSSARY = "glossary.md"
+GLOSSARY_TERMS = [
+    "EAGAIN", "Backpressure", "TIME_WAIT", "SQE and CQE", "Pipelining", "Head-of-line blocking",
+    "Request smuggling", "Level-triggered and edge-triggered", "Keep-alive", "SO_REUSEPORT",
+    "Zero-copy", "Provided buffers", "Multishot", "Lingering close",
+]
 
 # The diagrams the tutorial promises, as docs/diagrams/NAME.dot.
 DIAGRAMS = [
@@ -58,6 +68,7 @@ DIAGRAMS = [
     "stage6-uring",
     "stage6-states",
     "uring-flow",
+    "proxy",
 ]
 # Drawn at build time from stage 4's own route table; a hand-drawn source must not exist.
 GENERATED_DIAGRAMS = {"routes"}
@@ -142,7 +153,8 @@ class Markdown:
 
 
 def markdown_files():
-    return [DOCS / "README.md"] + [DOCS / name for name in CHAPTERS if (DOCS / name).exists()]
+    return [DOCS / "README.md"] + [DOCS / name for name in CHAPTERS + [GLOSSARY]
+                                   if (DOCS / name).exists()]
 
 
 def load(name):
@@ -213,6 +225,44 @@ def test_measurement_chapter_links_the_results_and_the_benchmark():
     assert any("tests/bench/" in url for url in urls), (
         "docs/07-measurement.md must link the benchmark's code in tests/bench/"
     )
+
+
+def anchor(heading):
+    """The id pandoc (and a Git host) gives a heading: lower case, spaces to dashes, and
+    punctuation other than '-', '_' and '.' dropped."""
+    return re.sub(r"[^\w\s.-]", "", heading.replace("`", "")).strip().lower().replace(" ", "-")
+
+
+def glossary_entries():
+    """{anchor: the entry's text} of docs/glossary.md."""
+    entries, current = {}, None
+    for line in load(GLOSSARY).lines:
+        if line.startswith("## "):
+            current = anchor(line[3:].strip())
+            entries[current] = ""
+        elif current:
+            entries[current] += line + "\n"
+    return entries
+
+
+def test_glossary_defines_the_terms_and_links_their_chapters():
+    entries = glossary_entries()
+    missing = [term for term in GLOSSARY_TERMS if anchor(term) not in entries]
+    assert not missing, f"docs/{GLOSSARY} has no entry (## heading) for {missing}"
+    unlinked = [name for name, text in entries.items()
+                if not re.search(r"\]\(0\d-[\w-]+\.md(#[\w-]+)?\)", text)]
+    assert not unlinked, f"docs/{GLOSSARY}: entries that link no chapter: {unlinked}"
+    assert GLOSSARY in {url for _, _, url in load("README.md").links()}, (
+        "docs/README.md must link the glossary")
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_links_the_glossary_to_entries_it_has(name):
+    entries = glossary_entries()
+    links = [url for _, _, url in load(name).links() if url.startswith(GLOSSARY)]
+    assert links, f"docs/{name} links no term to the glossary (docs/{GLOSSARY}#term)"
+    wrong = [url for url in links if url.partition("#")[2] not in entries]
+    assert not wrong, f"docs/{name}: glossary links to entries it does not have: {wrong}"
 
 
 # --- Snippets -------------------------------------------------------------------------------

@@ -6,8 +6,14 @@ under test (`--root docs/site`) and loaded in headless Chromium.
   served from; every link to a place in a page (#id) finds that place.
 - Every image on every page renders in the browser (complete, with a natural width).
 - The chapters are chained in reading order by their previous/next links.
-- A screenshot of the index and of a chapter is saved under the test's temporary
-  directory; their paths are attached to the report (junit properties, and the output).
+- Every page in the reading order, and some of the code's pages, fit a desktop (1280 px)
+  and a phone (390 px) window: nothing makes the page scroll sideways (long code lines and
+  wide tables scroll inside their own boxes), and the chapter sidebar marks the page.
+- The search box (Pagefind, indexed at build time) finds a term, with a link to the
+  chapter that explains it.
+- Screenshots of the index and of a chapter, at both widths, light and dark (the system's
+  setting, emulated), are saved under the test's temporary directory; their paths are
+  attached to the report (junit properties, and the output).
 
 Needs Chromium and its driver, driven with Selenium (Debian's chromium, chromium-driver and
 python3-selenium); the test is skipped, saying which is missing, without them. The site is
@@ -39,9 +45,18 @@ CHAPTER_ORDER = [
     "05-threads.html",
     "06-uring.html",
     "07-measurement.html",
+    "08-beyond-one-machine.html",
     "benchmarks.html",
+    "glossary.html",
 ]
 SCREENSHOTS = ["index.html", "02-nonblocking.html"]
+# The code's pages with the longest lines and a README with tables, besides the chapters.
+WIDTH_CHECKED = ["repo/shared/http_parse.c.html", "repo/index.html",
+                 "repo/tests/bench/bench.py.html"]
+WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+# A term the search must find, and the page that must be among its first results.
+SEARCH = ("SO_REUSEPORT", "05-threads.html")
+SEARCH_TIMEOUT = 15
 MAX_URLS = 3000  # a runaway crawl is a bug in the site
 PAGE_LOAD_TIMEOUT = 20
 
@@ -229,6 +244,52 @@ def load(driver, url):
     assert state == "complete", f"{url}: still {state} after loading"
 
 
+def set_window(driver, width, height, mobile, dark=False):
+    """The viewport (as a phone's, with its viewport meta tag, when mobile) and the
+    system's colour scheme, emulated through the DevTools protocol."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
+
+
+def overflow(driver):
+    """How far the page is wider than the window (0 if it fits), and the widest elements
+    that stick out past the right edge, to say what to fix."""
+    return driver.execute_script("""
+        const width = document.documentElement.clientWidth;
+        const over = document.documentElement.scrollWidth - width;
+        const culprits = [];
+        if (over > 0) {
+            for (const e of document.querySelectorAll("body *")) {
+                const box = e.getBoundingClientRect();
+                if (box.right > width + 1 && box.width > 0)
+                    culprits.push(e.tagName.toLowerCase() + (e.className ? "." + e.className : "")
+                                  + ` (right edge at ${Math.round(box.right)} px)`);
+            }
+        }
+        return [over, culprits.slice(0, 5)];
+    """)
+
+
+def search_results(driver, term):
+    """Types term into the search box; the result links, once Pagefind has shown them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = WebDriverWait(driver, SEARCH_TIMEOUT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#search input[type=text]"),
+        "no search box: Pagefind's UI did not load")[0]
+    box.send_keys(term)
+    WebDriverWait(driver, SEARCH_TIMEOUT).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".pagefind-ui__result-link"),
+        f"the search for {term!r} showed no result")
+    # Each result is a page; its first link goes to the page, the others to its sections.
+    results = driver.find_elements(By.CSS_SELECTOR, "li.pagefind-ui__result")
+    return [result.find_element(By.CSS_SELECTOR, "a.pagefind-ui__result-link").get_attribute("href")
+            for result in results]
+
+
 # --- The test -------------------------------------------------------------------------------
 
 
@@ -259,14 +320,42 @@ def test_site_is_served_whole(start_server, docs_site, browser, tmp_path, record
         broken = broken_images(browser)
         assert not broken, f"{url}: images that do not render: {broken}"
 
-    # The style sheet applies, and the screenshots.
+    # At a desktop's and a phone's width: no page scrolls sideways, and the sidebar marks it.
+    checked = [names[name] for name in CHAPTER_ORDER] + [
+        urllib.parse.urljoin(base, path) for path in WIDTH_CHECKED]
+    for kind, (width, height, mobile) in WIDTHS.items():
+        set_window(browser, width, height, mobile)
+        for url in checked:
+            load(browser, url)
+            over, culprits = overflow(browser)
+            assert over <= 0, (f"{url} at {width} px ({kind}): the page is {over} px too wide; "
+                               f"sticking out: {culprits}")
+            current = browser.execute_script(
+                "const a = document.querySelector('.sidebar a[aria-current=page]');"
+                "return a ? a.href : null;")
+            if url in checked[:len(CHAPTER_ORDER)]:
+                assert current == url, f"{url}: the sidebar marks {current}, not this page"
+
+    # Search: Pagefind's index, fetched from the stage, finds the term and its chapter.
+    set_window(browser, *WIDTHS["desktop"])
+    load(browser, names["index.html"])
+    term, expected = SEARCH
+    found = [urllib.parse.urlsplit(href).path.lstrip("/") for href in search_results(browser, term)]
+    assert expected in found[:5], f"searching {term!r} found {found[:5]}, not {expected} among them"
+
+    # The style sheet applies, and the screenshots: both widths, light and dark.
     for name in SCREENSHOTS:
-        load(browser, names[name])
-        measure = browser.execute_script(
-            "return getComputedStyle(document.documentElement).getPropertyValue('--measure')")
-        assert measure.strip(), f"{name}: the style sheet did not apply"
-        path = tmp_path / f"screenshot-{name.removesuffix('.html')}.png"
-        assert browser.save_screenshot(str(path)), f"{name}: no screenshot"
-        record_property(f"screenshot {name}", str(path))
-        print(f"screenshot of {name}: {path}")
+        for kind, (width, height, mobile) in WIDTHS.items():
+            for scheme in ("light", "dark"):
+                set_window(browser, width, height, mobile, dark=scheme == "dark")
+                load(browser, names[name])
+                measure = browser.execute_script(
+                    "return getComputedStyle(document.documentElement)"
+                    ".getPropertyValue('--measure')")
+                assert measure.strip(), f"{name}: the style sheet did not apply"
+                shot = f"{name.removesuffix('.html')}-{kind}-{scheme}"
+                path = tmp_path / f"screenshot-{shot}.png"
+                assert browser.save_screenshot(str(path)), f"{name}: no screenshot"
+                record_property(f"screenshot {shot}", str(path))
+                print(f"screenshot of {name}, {kind}, {scheme}: {path}")
     print(f"{len(pages)} pages checked, served by {server.command_line}")

@@ -23,7 +23,8 @@ It also:
     lines left out. tests/test_docs.py checks every snippet, so they cannot drift; here, a
     snippet that is not found only gets a warning, so that the site still builds.
   - sets the page's title (its first level-1 heading), the path back to the site's root,
-    and the links to the previous and next pages in the reading order (--metadata nav).
+    the links to the previous and next pages in the reading order (--metadata nav), and
+    the chapter sidebar and search box (tools/sitenav.py).
 """
 
 import html
@@ -33,8 +34,9 @@ import posixpath
 import re
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SITE_TITLE = "From echo to io_uring"
+import sitenav
+from sitenav import REPO, SITE_TITLE, first_heading, nav_page, relative
+
 SNIPPET_MARKER = re.compile(r"<!--\s*snippet:\s*(\S+)\s*(.*?)\s*-->\Z", re.S)
 ELISION = re.compile(r"\s*(/\* \.\.\. \*/|# \.\.\.|\.\.\.)\s*\Z")
 
@@ -64,11 +66,6 @@ def site_path(path, is_dir):
     if name == "README.md":
         return posixpath.join("repo", directory, "index.html")
     return posixpath.join("repo", path + ".html")
-
-
-def relative(target, page):
-    """The URL of site path target from the page at site path page."""
-    return posixpath.relpath(target, posixpath.dirname(page) or ".")
 
 
 def in_site(path, is_dir, repo_files):
@@ -256,29 +253,6 @@ def blocks_action(source, page, repo_files):
 # --- Titles and navigation ------------------------------------------------------------------
 
 
-def first_heading(path):
-    """The text of the first '# ' line of a Markdown file, without backticks."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("# "):
-                    return line[2:].strip().replace("`", "")
-    except OSError:
-        pass
-    return None
-
-
-def nav_page(name):
-    """(Markdown file, site path) of a name in the reading order."""
-    docs = os.path.join(REPO, "docs")
-    if name == "README":
-        return os.path.join(docs, "README.md"), "index.html"
-    path = os.path.join(docs, name + ".md")
-    if name == "benchmarks" and not os.path.exists(path):
-        path = os.path.join(docs, "tools", "no-benchmarks.md")
-    return path, name + ".html"
-
-
 def navigation(meta, source, page):
     order = meta_value(meta, "nav").split()
     name = posixpath.splitext(posixpath.basename(source))[0]
@@ -350,6 +324,14 @@ def main():
     meta["root"] = meta_string("../" * depth)
     meta["page-kind"] = meta_string("repo-page" if page.startswith("repo/") else "chapter")
     meta["crumbs"] = crumbs(source, page)
+    meta["sidebar"] = {"t": "MetaBlocks",
+                       "c": [raw_html(sitenav.sidebar(meta_value(meta, "nav").split(), page))]}
+    meta["search"] = {"t": "MetaBlocks", "c": [raw_html(sitenav.search(meta["root"]["c"]))]}
+    # The search results say where a hit is: in the tutorial, or in the code's READMEs; the
+    # tutorial's chapters, which explain a term, come before the READMEs that use it.
+    meta["search-kind"] = meta_string("Code" if page.startswith("repo/") else "Tutorial")
+    if page.startswith("repo/"):
+        meta["search-weight"] = meta_string("0.5")
     navigation(meta, source, page)
     json.dump(doc, sys.stdout)
 
