@@ -4,10 +4,15 @@
 #   make run [STAGE=N] [ARGS=...]     build stage N (default: the highest) and run it here;
 #                                     from stage 4 on it serves the tutorial site
 #   make test [STAGE=N] [ARGS=...]    the test suite against stage N, or against every stage
+#   make test STAGE=N SERVER=PATH     stage N's black-box tests against any server executable
+#                                     that keeps the stages' command line (your own)
+#   make check CH=N [SERVER=PATH]     the checks of chapter N's exercises, against stage N
+#   make check-docs                   the tutorial's checks: snippets, links, diagrams, sections
 #   make memcheck [STAGE=N]           the suite with every server under valgrind's memcheck
 #                                     (default: stages 2 to 4): fails on any error, and on
 #                                     any byte definitely or indirectly lost at exit
-#   make diff A=1 B=2                 what stage B changes in stage A
+#   make diff A=1 B=2                 what stage B changes in stage A (A or B may also
+#                                     be a directory: make diff A=3 B=stage3-mine)
 #   make deps                         install the Debian packages the project needs, if missing
 #   make fuzz [FUZZ_SECONDS=60]       each libFuzzer target in tests/fuzz for that long: the parser,
 #                                     chunked bodies, paths and static files, the router, and a
@@ -23,9 +28,12 @@
 # e.g. `make SANITIZE=1 test STAGE=2`; SANITIZE=thread with ThreadSanitizer, e.g.
 # `make SANITIZE=thread test STAGE=5,6`.
 
-# A stage is a directory stageN-name with a Makefile.
-STAGES := $(sort $(patsubst %/Makefile,%,$(wildcard stage[0-9]-*/Makefile)))
-stage_dir = $(filter stage$(1)-%,$(STAGES))
+# The stages are the directories that tests/stages.py lists, one a line as "stageN-name",
+# and that hold a Makefile: a directory of your own beside them (stage3-mine) is not one.
+STAGES := $(sort $(patsubst %/Makefile,%,$(wildcard $(addsuffix /Makefile,$(shell \
+            sed -n 's/^ *"\(stage[0-9]-[a-z0-9-]*\)",$$/\1/p' tests/stages.py)))))
+# A stage's directory from its number; or, for make diff, any directory named as it is.
+stage_dir = $(or $(filter stage$(1)-%,$(STAGES)),$(patsubst %/,%,$(wildcard $(1)/)))
 
 # Debian's Python, which has python3-pytest; the first python3 on PATH may be another one.
 PYTHON := /usr/bin/python3
@@ -64,9 +72,25 @@ run: deps
 tools/uring-probe: tools/uring-probe.c
 	$(CC) -std=c17 -O2 -Wall -Wextra -Werror -o $@ $< -luring
 
-# The suite builds each stage itself, with the SANITIZE setting it inherits from here.
+# The suite builds each stage itself, with the SANITIZE setting it inherits from here;
+# with SERVER, it builds nothing and tests that executable as stage STAGE.
 test: deps
-	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(ARGS)
+	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(if $(SERVER),--server $(SERVER)) \
+		$(ARGS)
+
+# The opt-in checks of chapter CH's exercises (@pytest.mark.exercise), against stage CH or
+# SERVER: each passes once its exercise is done. pytest's status 5 means it found none.
+check: deps
+	@test -n "$(CH)" || { echo "usage: make check CH=3 [SERVER=path/to/server]" >&2; exit 2; }
+	@$(PYTHON) -m pytest tests --stage $(CH) --exercise $(CH) -m exercise \
+		$(if $(SERVER),--server $(SERVER)) $(ARGS) || { status=$$?; \
+		test $$status -ne 5 || echo "make check: chapter $(CH) has no exercise with a check" >&2; \
+		exit $$status; }
+
+# The tutorial's checks (tests/test_docs.py), apart from `make test` so that a stage edited
+# for an exercise meets the behavioural tests first; CI runs both.
+check-docs: deps
+	$(PYTHON) -m pytest tests/test_docs.py --docs $(ARGS)
 
 # The suite with every server it starts run by valgrind (tests/conftest.py: SERVER_WRAPPER).
 # Any error, and any block definitely or indirectly lost at exit, makes valgrind exit with
@@ -153,7 +177,7 @@ FORCE:
 
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
-		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES))" >&2; exit 2; }
+		{ echo "usage: make diff A=1 B=2 (stages: $(STAGES); or a directory)" >&2; exit 2; }
 	@# diff exits 1 when the trees differ, which is the point here.
 	@diff -ruN -x server -x .build-flags $(call stage_dir,$(A)) $(call stage_dir,$(B)) || test $$? -eq 1
 
@@ -183,5 +207,5 @@ clean:
 		$(MAKE) -C $$d clean; done
 	rm -f tools/uring-probe
 
-.PHONY: all $(STAGES) run test memcheck fuzz bench-parser bench-router bench docs lint diff deps \
+.PHONY: all $(STAGES) run test check check-docs memcheck fuzz bench-parser bench-router bench docs lint diff deps \
         clean FORCE
