@@ -8,6 +8,7 @@
 #                                     that keeps the stages' command line (your own)
 #   make check CH=N [SERVER=PATH]     the checks of chapter N's exercises, against stage N
 #   make check-docs                   the tutorial's checks: snippets, links, diagrams, sections
+#   make test-table                   rewrite docs/tests.md, which test runs on which stage
 #   make memcheck [STAGE=N]           the suite with every server under valgrind's memcheck
 #                                     (default: stages 2 to 4): fails on any error, and on
 #                                     any byte definitely or indirectly lost at exit
@@ -86,6 +87,11 @@ check: deps
 		$(if $(SERVER),--server $(SERVER)) $(ARGS) || { status=$$?; \
 		test $$status -ne 5 || echo "make check: chapter $(CH) has no exercise with a check" >&2; \
 		exit $$status; }
+
+# docs/tests.md is the suite's own account of itself (tests/table.py); make check-docs fails
+# when it is out of date.
+test-table:
+	$(PYTHON) tests/table.py > docs/tests.md.new && mv docs/tests.md.new docs/tests.md
 
 # The tutorial's checks (tests/test_docs.py), apart from `make test` so that a stage edited
 # for an exercise meets the behavioural tests first; CI runs both.
@@ -207,5 +213,5 @@ clean:
 		$(MAKE) -C $$d clean; done
 	rm -f tools/uring-probe
 
-.PHONY: all $(STAGES) run test check check-docs memcheck fuzz bench-parser bench-router bench docs lint diff deps \
+.PHONY: all $(STAGES) run test check check-docs test-table memcheck fuzz bench-parser bench-router bench docs lint diff deps \
         clean FORCE

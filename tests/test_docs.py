@@ -14,6 +14,8 @@
   route trie, drawn from stage 4's --routes-dot at build time, never by hand); every
   diagram renders with dot.
 - Every option given to a stage's server in a chapter's commands is one that stage has.
+- docs/tests.md, the table of which test runs on which stage, is what tests/table.py
+  writes from the suite as it is now, and every chapter links it.
 
 These need no server, so they run once, whatever --stage says. The built site itself is
 tested by test_site.py.
@@ -22,6 +24,7 @@ tested by test_site.py.
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,7 +144,8 @@ class Markdown:
 
 
 def markdown_files():
-    return [DOCS / "README.md"] + [DOCS / name for name in CHAPTERS if (DOCS / name).exists()]
+    return [DOCS / "README.md"] + [DOCS / name for name in CHAPTERS if (DOCS / name).exists()] + [
+        DOCS / "tests.md"]
 
 
 def load(name):
@@ -430,3 +434,22 @@ def test_server_options_in_commands_exist(name):
                     if flag not in options:
                         problems.append(f"{match[1]} has no --{flag}: {line.strip()}")
     assert not problems, f"docs/{name}:\n" + "\n".join(problems)
+
+
+# --- The table of tests ---------------------------------------------------------------------
+
+
+def test_the_table_of_tests_is_up_to_date():
+    run = subprocess.run([sys.executable, str(REPO / "tests" / "table.py")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"tests/table.py failed:\n{run.stderr}"
+    assert (DOCS / "tests.md").read_text() == run.stdout, (
+        "docs/tests.md is not what tests/table.py writes from the suite now: "
+        "run `make test-table` and commit docs/tests.md"
+    )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_links_the_table_of_tests(name):
+    urls = {url.split("#")[0] for _, _, url in load(name).links()}
+    assert "tests.md" in urls, f"docs/{name} must link the table of tests, tests.md"
