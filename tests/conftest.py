@@ -189,6 +189,16 @@ def pytest_collection_modifyitems(config, items):
     own = config.stash[OWN_SERVER]
     exercises = {part.strip() for value in config.getoption("exercise")
                  for part in value.split(",")}
+    if exercises:
+        # Asked for some chapters' checks: the other chapters' are not even listed.
+        chosen, dropped = [], []
+        for item in items:
+            marker = item.get_closest_marker("exercise")
+            other = marker and marker.args and marker.args[0].split(".")[0] not in exercises
+            (dropped if other else chosen).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = chosen
     for item in items:
         if apply_exercise(item, exercises) or (own and skip_if_own_server(item)):
             continue
