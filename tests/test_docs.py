@@ -14,6 +14,8 @@
   route trie, drawn from stage 4's --routes-dot at build time, never by hand); every
   diagram renders with dot.
 - Every option given to a stage's server in a chapter's commands is one that stage has.
+- Every exercise has a hint and a worked solution, each in a <details> block that the
+  reader unfolds.
 - docs/tests.md, the table of which test runs on which stage, is what tests/table.py
   writes from the suite as it is now, and every chapter links it.
 
@@ -207,6 +209,25 @@ def test_stage_chapter_has_commands_exercises_and_figures(name):
     assert re.search(r"\d", measured), f"docs/{name}: 'Measured' quotes no figure"
     images = [url for _, is_image, url in doc.links() if is_image]
     assert any(url.startswith("diagrams/") for url in images), f"docs/{name} has no diagram"
+
+
+@pytest.mark.parametrize("name", CHAPTERS[1:])
+def test_every_exercise_has_a_hint_and_a_solution(name):
+    """Inside each numbered exercise, in this order: a <details> with the summary Hint,
+    then one with the summary Solution, each closed (pandoc and GitHub unfold them)."""
+    section = load(name).section("Exercises")
+    exercises = re.split(r"^(?=\d+\. )", section, flags=re.M)[1:]
+    assert exercises, f"docs/{name}: no numbered exercises"
+    for text in exercises:
+        number = text.split(".")[0]
+        summaries = re.findall(r"^ {3}<details><summary>(\w+)</summary>$", text, re.M)
+        opened = len(re.findall(r"^ {3}<details>", text, re.M))
+        closed = len(re.findall(r"^ {3}</details>$", text, re.M))
+        assert summaries == ["Hint", "Solution"] and opened == closed == 2, (
+            f"docs/{name}, exercise {number}: expected a line <details><summary>Hint</summary> "
+            f"and then <details><summary>Solution</summary>, indented into the exercise; found "
+            f"summaries {summaries}, {opened} opened and {closed} closed"
+        )
 
 
 def test_measurement_chapter_links_the_results_and_the_benchmark():
