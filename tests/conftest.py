@@ -5,9 +5,9 @@
     pytest tests --stage 3 --server PATH
                                   stage 3's black-box tests against the executable PATH,
                                   any server that keeps the command line of README.md
-                                  (a learner's own); nothing is built, and
-                                  the tests that need this repository's sources are
-                                  skipped, saying so
+                                  (a learner's own); nothing is built, and the tests
+                                  that need this repository's sources are skipped,
+                                  saying so
     pytest tests --docs           also the tutorial's checks, tests/test_docs.py (`make
                                   check-docs`); without it they are not collected, so
                                   that a stage edited for an exercise meets only the
