@@ -164,3 +164,21 @@ def test_predicted_routes(server, target, status, rule):
             "/users/me/posts": b"me" in body and body != b"user me\n",
         }.get(target, True)
         conn.check(ok, f"GET {target}: body {body!r}; expected {rule}")
+
+
+@pytest.mark.exercise("4.2")
+@pytest.mark.needs("http", "router")
+def test_stats_counts_requests_per_pattern(server):
+    """GET /stats answers one line `PATTERN COUNT` per route pattern requested so far:
+    two different users count under /users/:id, not under their paths."""
+    with HttpConnection(server) as conn:
+        for target in ["/plaintext", "/plaintext", "/plaintext", "/users/1", "/users/2"]:
+            conn.send(request("GET", target))
+            conn.expect_response(200)
+        conn.send(request("GET", "/stats"))
+        body = conn.expect_response(200).body
+        lines = body.decode(errors="replace").splitlines()
+        conn.check("/plaintext 3" in lines and "/users/:id 2" in lines
+                   and not any(line.startswith("/users/1") for line in lines),
+                   f"GET /stats: {body!r}; expected the lines '/plaintext 3' and "
+                   f"'/users/:id 2', and no line for the path /users/1")
