@@ -66,6 +66,7 @@ def expect_answer(conn, sent, expected):
 
 @pytest.mark.exercise("2.6")
 @pytest.mark.needs("echo")
+@pytest.mark.repository("stage 2's sources, built with another protocol in place of echo.c")
 def test_upper_case_protocol(stage, start_server, tmp_path):
     """upper.c sends back every byte it receives, letters in upper case: a whole MiB (so
     that backpressure is needed), then a few bytes at a time."""
@@ -81,6 +82,7 @@ def test_upper_case_protocol(stage, start_server, tmp_path):
 
 @pytest.mark.exercise("2.6")
 @pytest.mark.needs("echo")
+@pytest.mark.repository("stage 2's sources, built with another protocol in place of echo.c")
 def test_line_length_protocol(stage, start_server, tmp_path):
     """lengths.c answers each complete line with its length in bytes, the "\\n" left out,
     in decimal and followed by "\\n"; a line that has not ended yet gets no answer until
