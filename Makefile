@@ -5,11 +5,17 @@
 #                                     STAGE, the highest stage serves the tutorial site on
 #                                     127.0.0.1:8000, which leaves 8080 to the chapters' servers
 #   make test [STAGE=N] [ARGS=...]    the test suite against stage N, or against every stage
+#   make test STAGE=N SERVER=PATH     stage N's black-box tests against any server executable
+#                                     that keeps the stages' command line (your own)
+#   make check CH=N [SERVER=PATH]     the checks of chapter N's exercises, against stage N
+#   make check-docs                   the tutorial's checks: snippets, links, diagrams, sections
+#   make test-table                   rewrite docs/tests.md, which test runs on which stage
 #   make memcheck [STAGE=N]           the suite with every server under valgrind's memcheck
 #                                     (default: stages 2 to 4): fails on any error, and on
 #                                     any byte definitely or indirectly lost at exit
 #   make diff A=1 B=2 [README=0]      what stage B changes in stage A: code, the shared/ code
-#                                     it starts to use, then the READMEs (README=0: none)
+#                                     it starts to use, then the READMEs (README=0: none);
+#                                     A or B may also be a directory: make diff A=3 B=stage3-mine
 #   make deps                         install the Debian packages the project needs, if missing,
 #                                     and the site's search indexer (Pagefind, from npm)
 #   make fuzz [FUZZ_SECONDS=60]       each libFuzzer target in tests/fuzz for that long: the parser,
@@ -27,9 +33,12 @@
 # e.g. `make SANITIZE=1 test STAGE=2`; SANITIZE=thread with ThreadSanitizer, e.g.
 # `make SANITIZE=thread test STAGE=5,6`.
 
-# A stage is a directory stageN-name with a Makefile.
-STAGES := $(sort $(patsubst %/Makefile,%,$(wildcard stage[0-9]-*/Makefile)))
-stage_dir = $(filter stage$(1)-%,$(STAGES))
+# The stages are the directories that tests/stages.py lists, one a line as "stageN-name",
+# and that hold a Makefile: a directory of your own beside them (stage3-mine) is not one.
+STAGES := $(sort $(patsubst %/Makefile,%,$(wildcard $(addsuffix /Makefile,$(shell \
+            sed -n 's/^ *"\(stage[0-9]-[a-z0-9-]*\)",$$/\1/p' tests/stages.py)))))
+# A stage's directory from its number; or, for make diff, any directory named as it is.
+stage_dir = $(or $(filter stage$(1)-%,$(STAGES)),$(patsubst %/,%,$(wildcard $(1)/)))
 
 # Debian's Python, which has python3-pytest; the first python3 on PATH may be another one.
 PYTHON := /usr/bin/python3
@@ -71,9 +80,30 @@ run: deps
 	@case $(RUN_STAGE) in stage[1-3]-*) ;; *) $(MAKE) -C docs || exit 1 ;; esac; \
 	$(MAKE) -C $(RUN_STAGE) && exec ./$(RUN_STAGE)/server $(RUN_PORT) $(ARGS)
 
-# The suite builds each stage itself, with the SANITIZE setting it inherits from here.
+# The suite builds each stage itself, with the SANITIZE setting it inherits from here;
+# with SERVER, it builds nothing and tests that executable as stage STAGE.
 test: deps
-	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(ARGS)
+	$(PYTHON) -m pytest tests $(if $(STAGE),--stage $(STAGE)) $(if $(SERVER),--server $(SERVER)) \
+		$(ARGS)
+
+# The opt-in checks of chapter CH's exercises (@pytest.mark.exercise), against stage CH or
+# SERVER: each passes once its exercise is done. pytest's status 5 means it found none.
+check: deps
+	@test -n "$(CH)" || { echo "usage: make check CH=3 [SERVER=path/to/server]" >&2; exit 2; }
+	@$(PYTHON) -m pytest tests --stage $(CH) --exercise $(CH) -m exercise \
+		$(if $(SERVER),--server $(SERVER)) $(ARGS) || { status=$$?; \
+		test $$status -ne 5 || echo "make check: chapter $(CH) has no exercise with a check" >&2; \
+		exit $$status; }
+
+# docs/tests.md is the suite's own account of itself (tests/table.py); make check-docs fails
+# when it is out of date.
+test-table:
+	$(PYTHON) tests/table.py > docs/tests.md.new && mv docs/tests.md.new docs/tests.md
+
+# The tutorial's checks (tests/test_docs.py), apart from `make test` so that a stage edited
+# for an exercise meets the behavioural tests first; CI runs both.
+check-docs: deps
+	$(PYTHON) -m pytest tests/test_docs.py --docs $(ARGS)
 
 # The suite with every server it starts run by valgrind (tests/conftest.py: SERVER_WRAPPER).
 # Any error, and any block definitely or indirectly lost at exit, makes valgrind exit with
@@ -161,7 +191,7 @@ FORCE:
 # Code first, then the shared/ files B starts to use, then the READMEs (README=0: none).
 diff:
 	@test -n "$(call stage_dir,$(A))" -a -n "$(call stage_dir,$(B))" || \
-		{ echo "usage: make diff A=1 B=2 [README=0] (stages: $(STAGES))" >&2; exit 2; }
+		{ echo "usage: make diff A=1 B=2 [README=0] (stages: $(STAGES); or a directory)" >&2; exit 2; }
 	@README=$(README) tools/stage-diff $(call stage_dir,$(A)) $(call stage_dir,$(B))
 
 # Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
@@ -190,5 +220,5 @@ clean:
 	for d in tests/unit tests/fuzz tests/bench/parser tests/bench/router tests/bench docs; do \
 		$(MAKE) -C $$d clean; done
 
-.PHONY: all $(STAGES) run test memcheck fuzz bench-parser bench-router bench docs lint diff deps \
+.PHONY: all $(STAGES) run test check check-docs test-table memcheck fuzz bench-parser bench-router bench docs lint diff deps \
         clean FORCE

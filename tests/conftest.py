@@ -2,6 +2,19 @@
 
     pytest tests                  every stage directory present (stage1-echo, ...)
     pytest tests --stage 2        only stage 2; also --stage 1,2 or --stage 1 --stage 2
+    pytest tests --stage 3 --server PATH
+                                  stage 3's black-box tests against the executable PATH,
+                                  any server that keeps the command line of README.md
+                                  (a learner's own); nothing is built, and the tests
+                                  that need this repository's sources are skipped,
+                                  saying so
+    pytest tests --docs           also the tutorial's checks, tests/test_docs.py (`make
+                                  check-docs`); without it they are not collected, so
+                                  that a stage edited for an exercise meets only the
+                                  behavioural tests
+    pytest tests --stage 3 --exercise 3 -m exercise
+                                  the opt-in checks of chapter 3's exercises (`make
+                                  check CH=3`); without --exercise they are skipped
 
 A test that uses the `stage` fixture, directly or through `server`,
 `start_server`, `run_cli` or `server_binary`, runs once per selected stage (ids like
@@ -19,6 +32,11 @@ Environment:
 
 The build runs `make -C stageN-name` with the environment of pytest
 itself, so `make SANITIZE=1 test` reaches it.
+
+Markers besides @needs (pytest.ini): @repository("what") on a test that starts a server
+but also needs this repository's own files or build, skipped under --server;
+@exercise("3.2") on the check of a chapter's exercise, run only with --exercise 3 and on
+that chapter's stage.
 
 Under a wrapper or sanitizers (client.INSTRUMENTATION):
   * a server whose tool reported errors fails the test with the tool's report:
@@ -52,6 +70,7 @@ REPO = Path(__file__).resolve().parent.parent
 STARTUP_TIMEOUT = scaled(10.0)  # for the listening line; 30 s under a SERVER_WRAPPER
 EXIT_TIMEOUT = scaled(10.0)  # after SIGTERM
 SELECTED_STAGES = pytest.StashKey[list]()
+OWN_SERVER = pytest.StashKey[Path]()  # --server: the executable under test, or None
 
 # `make test STAGE=1 ARGS=...` hands its command-line variables to every make the suite
 # starts, through MAKEFLAGS ("s -- ARGS=... STAGE=1"), and there they override the
@@ -82,18 +101,72 @@ def pytest_addoption(parser):
         help="extra arguments for every server started, after the stage's defaults, "
         "e.g. --server-args='--threads 1'",
     )
+    parser.addoption(
+        "--server",
+        metavar="PATH",
+        help="test this executable instead of building the stage's (needs one --stage: "
+        "whose tests to run); e.g. a server of your own",
+    )
+    parser.addoption(
+        "--docs",
+        action="store_true",
+        help="also run the tutorial's checks, tests/test_docs.py (`make check-docs`)",
+    )
+    parser.addoption(
+        "--exercise",
+        action="append",
+        default=[],
+        metavar="CH",
+        help="run the checks of chapter CH's exercises (`make check CH=3`); "
+        "they are skipped otherwise",
+    )
 
 
 def pytest_configure(config):
     config.stash[SELECTED_STAGES] = select_stages(config.getoption("stage"))
+    config.stash[OWN_SERVER] = own_server(config.getoption("server"),
+                                          config.stash[SELECTED_STAGES])
+
+
+def own_server(value, stages):
+    """The --server executable as an absolute path (None without the option); it must
+    exist and be executable, and exactly one stage must say whose tests to run."""
+    if value is None:
+        return None
+    if len(stages) != 1:
+        raise pytest.UsageError(
+            f"--server {value}: say which stage's tests to run with one --stage N "
+            f"(`make test STAGE=3 SERVER={value}`)")
+    path = Path(value).expanduser().resolve()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise pytest.UsageError(f"--server {value}: {path} is not an executable file")
+    return path
+
+
+def pytest_report_header(config):
+    path = config.stash[OWN_SERVER]
+    if path:
+        stage = config.stash[SELECTED_STAGES][0]
+        return (f"server under test: {path} (stage {stage.number}'s tests: "
+                f"{', '.join(sorted(stage.capabilities))})")
+    return None
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/test_docs.py only with --docs: an exercise that edits a stage must not
+    first fail the tutorial's snippet checks."""
+    if collection_path.name == "test_docs.py" and not config.getoption("docs"):
+        return True
+    return None
 
 
 def select_stages(values):
     """The Stage objects named by the --stage options, or all present ones."""
     if not values:
-        # A stage is a directory stageN-name with a Makefile (the top Makefile agrees).
-        return [stage_for_directory(path.parent)
-                for path in sorted(REPO.glob("stage[0-9]-*/Makefile"))]
+        # Every stage of the table whose directory is there (the top Makefile reads the
+        # same table); another directory, such as a learner's stage3-mine, is no stage.
+        return [stage for stage in STAGES.values()
+                if (REPO / stage.directory / "Makefile").is_file()]
     numbers = set()
     for value in values:
         for part in value.split(","):
@@ -112,13 +185,6 @@ def select_stages(values):
     return [STAGES[number] for number in sorted(numbers)]
 
 
-def stage_for_directory(path):
-    number = int(path.name[len("stage")])
-    if number not in STAGES or STAGES[number].directory != path.name:
-        raise pytest.UsageError(f"{path.name}/ has no entry in tests/stages.py")
-    return STAGES[number]
-
-
 def pytest_generate_tests(metafunc):
     if "stage" in metafunc.fixturenames:
         stages = metafunc.config.stash[SELECTED_STAGES]
@@ -129,8 +195,24 @@ def pytest_generate_tests(metafunc):
 
 def pytest_collection_modifyitems(config, items):
     """Apply the needs-marker rule: run, strict xfail or skip (see stages.py); then,
-    under a wrapper or sanitizers, skip what they would not check or would distort."""
+    under a wrapper or sanitizers, skip what they would not check or would distort;
+    under --server, what needs this repository; and the exercises not asked for."""
+    own = config.stash[OWN_SERVER]
+    exercises = {part.strip() for value in config.getoption("exercise")
+                 for part in value.split(",")}
+    if exercises:
+        # Asked for some chapters' checks: the other chapters' are not even listed.
+        chosen, dropped = [], []
+        for item in items:
+            marker = item.get_closest_marker("exercise")
+            other = marker and marker.args and marker.args[0].split(".")[0] not in exercises
+            (dropped if other else chosen).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = chosen
     for item in items:
+        if apply_exercise(item, exercises) or (own and skip_if_own_server(item)):
+            continue
         uninstrumented = item.get_closest_marker("uninstrumented")
         if uninstrumented and len(uninstrumented.args) != 1:
             raise pytest.UsageError(
@@ -166,6 +248,41 @@ def apply_needs(item):
     elif outcome == "skip":
         item.add_marker(pytest.mark.skip(reason=reason))
     return outcome == "skip"
+
+
+def apply_exercise(item, chapters):
+    """Skip an exercise's check unless its chapter was asked for, and on every stage but
+    the chapter's own; True if that skips it."""
+    marker = item.get_closest_marker("exercise")
+    if not marker:
+        return False
+    if len(marker.args) != 1 or not re.fullmatch(r"\d\.\d+", marker.args[0]):
+        raise pytest.UsageError(f"{item.nodeid}: @exercise takes one argument, like \"3.2\"")
+    chapter = marker.args[0].split(".")[0]
+    if chapter not in chapters:
+        item.add_marker(pytest.mark.skip(
+            reason=f"checks an exercise, opt-in: `make check CH={chapter}` runs them"))
+        return True
+    stage = item.callspec.params.get("stage") if hasattr(item, "callspec") else None
+    if isinstance(stage, Stage) and str(stage.number) != chapter:
+        item.add_marker(pytest.mark.skip(
+            reason=f"checks an exercise of chapter {chapter}, on stage {chapter} only"))
+        return True
+    return False
+
+
+def skip_if_own_server(item):
+    """Under --server: skip the tests that need this repository's sources or build;
+    True if that skips it."""
+    if "stage" not in item.fixturenames:
+        item.add_marker(pytest.mark.skip(
+            reason="--server: starts no server; checks this repository's own code or docs"))
+        return True
+    marker = item.get_closest_marker("repository")
+    if marker:
+        item.add_marker(pytest.mark.skip(reason=f"--server: needs {marker.args[0]}"))
+        return True
+    return False
 
 
 def skip_if_instrumented(item):
@@ -447,16 +564,17 @@ def stage(request):
 
 
 @pytest.fixture(scope="session")
-def server_binary(stage):
+def server_binary(stage, request):
     """The stage's executable, built with `make -C stageN-name` once per session;
-    if make fails, every test of the stage fails with make's output."""
-    return build(stage)
+    if make fails, every test of the stage fails with make's output. Under --server,
+    that executable, as it is."""
+    return request.config.stash[OWN_SERVER] or build(stage)
 
 
 @pytest.fixture
 def start_server(stage, server_binary, tmp_path, request):
-    """start_server(*args, nofile=None, refuse=(), refuse_errno=ENOSYS) starts the
-    stage's server and returns a Server.
+    """start_server(*args, nofile=None, refuse=(), refuse_errno=ENOSYS, binary=None) starts
+    the stage's server (or the executable `binary`) and returns a Server.
 
     The command is `server --port 0`, the stage's default arguments, then
     `args`; `nofile` sets its descriptor limit (RLIMIT_NOFILE, soft), and the
@@ -466,13 +584,14 @@ def start_server(stage, server_binary, tmp_path, request):
     """
     servers = []
 
-    def start(*args, nofile=None, refuse=(), refuse_errno=errno.ENOSYS):
+    def start(*args, nofile=None, refuse=(), refuse_errno=errno.ENOSYS, binary=None):
         stderr_path = tmp_path / f"server{len(servers) + 1}-stderr.txt"
         extra = shlex.split(request.config.getoption("server_args"))
         if refuse and (reason := seccomp.unsupported_reason(refuse)):
             pytest.skip(reason)
-        servers.append(Server(server_binary, [*stage.default_args, *extra, *args], stderr_path,
-                              nofile=nofile, refuse=refuse, refuse_errno=refuse_errno))
+        servers.append(Server(binary or server_binary, [*stage.default_args, *extra, *args],
+                              stderr_path, nofile=nofile, refuse=refuse,
+                              refuse_errno=refuse_errno))
         return servers[-1]
 
     yield start

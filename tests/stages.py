@@ -23,6 +23,8 @@ Capabilities:
   concurrent  serves many clients at the same time
   event-loop  holds its clients in an event loop: --max-conns, 10,000 at once, and
               clients shed at once when out of descriptors
+  protocol    answers requests: reads them out of the bytes that arrive, rather than
+              sending those bytes back
   http        speaks HTTP/1.1
   not-found   tells paths apart: an unknown one gets 404
   router      dispatches requests to handlers by method and path
@@ -37,8 +39,8 @@ Server arguments can take capabilities away: stage 6 run with `--io epoll` (say
 batched-io and no uring, and those tests are skipped (see `with_server_args()`).
 
 A limitation is keyed by a capability that only the tests showing it need
-(concurrent, not-found, offload, batched-io), so that the tests of a later stage's other
-features are skipped on an earlier stage, not counted as its limitation.
+(concurrent, protocol, not-found, offload, batched-io), so that the tests of a later
+stage's other features are skipped on an earlier stage, not counted as its limitation.
 """
 
 from dataclasses import dataclass, field, replace
@@ -74,18 +76,21 @@ STAGES = {
             2,
             "stage2-nonblocking",
             capabilities=frozenset({"cli", "echo", "concurrent", "event-loop"}),
+            limitations={"protocol": "only echo, it sends a request's bytes back instead of "
+                                     "answering: stage 3 removes this"},
         ),
         Stage(
             3,
             "stage3-http",
-            capabilities=frozenset({"cli", "http", "concurrent", "event-loop"}),
+            capabilities=frozenset({"cli", "protocol", "http", "concurrent", "event-loop"}),
             limitations={"not-found": "every path gets the same answer: stage 4 removes this"},
         ),
         Stage(
             4,
             "stage4-router",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static"}
+                {"cli", "protocol", "http", "concurrent", "event-loop", "not-found", "router",
+                 "static"}
             ),
             limitations={"offload": "a slow handler blocks its event loop: stage 5 removes this"},
         ),
@@ -93,8 +98,8 @@ STAGES = {
             5,
             "stage5-threads",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static", "offload",
-                 "threads"}
+                {"cli", "protocol", "http", "concurrent", "event-loop", "not-found", "router",
+                 "static", "offload", "threads"}
             ),
             limitations={"batched-io": "every read and write is a system call: stage 6 removes this"},
             default_args=("--threads", "2"),
@@ -103,8 +108,8 @@ STAGES = {
             6,
             "stage6-uring",
             capabilities=frozenset(
-                {"cli", "http", "concurrent", "event-loop", "not-found", "router", "static", "offload",
-                 "threads", "batched-io", "uring"}
+                {"cli", "protocol", "http", "concurrent", "event-loop", "not-found", "router",
+                 "static", "offload", "threads", "batched-io", "uring"}
             ),
             default_args=("--threads", "2"),
         ),

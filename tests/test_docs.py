@@ -14,6 +14,10 @@
   route trie, drawn from stage 4's --routes-dot at build time, never by hand); every
   diagram renders with dot.
 - Every option given to a stage's server in a chapter's commands is one that stage has.
+- Every exercise has a hint and a worked solution, each in a <details> block that the
+  reader unfolds.
+- docs/tests.md, the table of which test runs on which stage, is what tests/table.py
+  writes from the suite as it is now, and every chapter links it.
 
 These need no server, so they run once, whatever --stage says. The built site itself is
 tested by test_site.py.
@@ -22,6 +26,7 @@ tested by test_site.py.
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,7 +159,7 @@ class Markdown:
 
 def markdown_files():
     return [DOCS / "README.md"] + [DOCS / name for name in CHAPTERS + [GLOSSARY]
-                                   if (DOCS / name).exists()]
+                                   if (DOCS / name).exists()] + [DOCS / "tests.md"]
 
 
 def load(name):
@@ -216,6 +221,25 @@ def test_stage_chapter_has_commands_exercises_and_figures(name):
     assert re.search(r"\d", measured), f"docs/{name}: 'Measured' quotes no figure"
     images = [url for _, is_image, url in doc.links() if is_image]
     assert any(url.startswith("diagrams/") for url in images), f"docs/{name} has no diagram"
+
+
+@pytest.mark.parametrize("name", CHAPTERS[1:])
+def test_every_exercise_has_a_hint_and_a_solution(name):
+    """Inside each numbered exercise, in this order: a <details> with the summary Hint,
+    then one with the summary Solution, each closed (pandoc and GitHub unfold them)."""
+    section = load(name).section("Exercises")
+    exercises = re.split(r"^(?=\d+\. )", section, flags=re.M)[1:]
+    assert exercises, f"docs/{name}: no numbered exercises"
+    for text in exercises:
+        number = text.split(".")[0]
+        summaries = re.findall(r"^ {3}<details><summary>(\w+)</summary>$", text, re.M)
+        opened = len(re.findall(r"^ {3}<details>", text, re.M))
+        closed = len(re.findall(r"^ {3}</details>$", text, re.M))
+        assert summaries == ["Hint", "Solution"] and opened == closed == 2, (
+            f"docs/{name}, exercise {number}: expected a line <details><summary>Hint</summary> "
+            f"and then <details><summary>Solution</summary>, indented into the exercise; found "
+            f"summaries {summaries}, {opened} opened and {closed} closed"
+        )
 
 
 def test_measurement_chapter_links_the_results_and_the_benchmark():
@@ -497,3 +521,22 @@ def test_commands_name_their_own_server_process(path):
     found = [line.strip() for line in path.read_text().splitlines()
              if re.search(r"\b(pgrep|pidof|pkill|killall)\b", line)]
     assert not found, f"{path.relative_to(REPO)}:\n" + "\n".join(found)
+
+
+# --- The table of tests ---------------------------------------------------------------------
+
+
+def test_the_table_of_tests_is_up_to_date():
+    run = subprocess.run([sys.executable, str(REPO / "tests" / "table.py")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"tests/table.py failed:\n{run.stderr}"
+    assert (DOCS / "tests.md").read_text() == run.stdout, (
+        "docs/tests.md is not what tests/table.py writes from the suite now: "
+        "run `make test-table` and commit docs/tests.md"
+    )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_links_the_table_of_tests(name):
+    urls = {url.split("#")[0] for _, _, url in load(name).links()}
+    assert "tests.md" in urls, f"docs/{name} must link the table of tests, tests.md"

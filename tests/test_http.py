@@ -874,7 +874,18 @@ def test_sigterm_closes_idle_connections_and_finishes_requests_in_flight(server)
     assert status == 0, f"server exited with status {status} after SIGTERM, expected 0"
 
 
-# --- Limitations of stage 3 -----------------------------------------------------------------
+# --- Limitations of stages 2 and 3 ---------------------------------------------------------
+
+
+@pytest.mark.needs("protocol")
+def test_a_request_gets_an_answer_not_its_own_bytes(server):
+    """A request is answered with a response (RFC 9112 section 4: a status line first),
+    not with its own bytes.  Stage 2's loop hands bytes to echo.c, which knows no
+    requests and sends them back; stage 3 puts HTTP on the same loop.  Needs only
+    "protocol", so that on stage 2 it is the limitation, not one of many HTTP tests."""
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/plaintext"))
+        conn.expect_response(200, body=HELLO)
 
 
 @pytest.mark.needs("http", "not-found")

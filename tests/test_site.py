@@ -294,6 +294,7 @@ def search_results(driver, term):
 
 
 @pytest.mark.needs("http", "static")
+@pytest.mark.repository("this repository's tutorial, built with `make -C docs`")
 def test_site_is_served_whole(start_server, docs_site, browser, tmp_path, record_property):
     server = start_server("--root", str(docs_site))
     base = f"http://{server.host}:{server.port}/"

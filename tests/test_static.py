@@ -135,6 +135,7 @@ def expect_not_modified(conn, etag, size):
 
 
 @pytest.mark.needs("http", "static")
+@pytest.mark.repository("this repository's built site or the page bundled with its stage")
 def test_default_root_is_the_site_or_the_bundled_page(start_server, server_binary):
     """Without --root, GET / serves the tutorial site (docs/site) once `make docs` has
     built it, else the www/index.html bundled next to the executable; either way
