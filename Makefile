@@ -31,12 +31,16 @@ stage_dir = $(filter stage$(1)-%,$(STAGES))
 PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer, the benchmarks and the docs use, as Debian 12
-# packages: compilers and libraries; the test runner and its tools; the load generators,
-# nginx for comparison and the plotting; the site's converters and the browser that checks it;
-# the linters.
+# packages: compilers and libraries; the test runner and its tools; the load generators, the
+# servers the benchmark compares with (nginx, h2o, lighttpd, and a hyper server that cargo
+# builds offline from Debian's Rust crates), the plotting and the profiler; the site's
+# converters and the browser that checks it; the linters. And npm, which fetches the flame
+# graphs' template (tests/bench/Makefile): Debian's package, unless an npm is already on PATH
+# (NodeSource's nodejs brings its own, and conflicts with Debian's npm).
 PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbsd strace valgrind \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
-            wrk nghttp2-client nginx-light gnuplot-nox linux-perf \
+            wrk nghttp2-client nginx-light h2o lighttpd cargo librust-hyper-dev librust-tokio-dev \
+            gnuplot-nox linux-perf \
             graphviz pandoc chromium chromium-driver python3-selenium
 
 FUZZ_SECONDS := 60
@@ -157,6 +161,8 @@ diff:
 	@# diff exits 1 when the trees differ, which is the point here.
 	@diff -ruN -x server -x .build-flags $(call stage_dir,$(A)) $(call stage_dir,$(B)) || test $$? -eq 1
 
+FLAME_TEMPLATE := tests/bench/flamegraph/node_modules/d3-flame-graph/dist/templates/d3-flamegraph-base.html
+
 # Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
 # It installs, and never starts, services: nginx-light's maintainer script would start a
 # system-wide nginx on port 80. A policy-rc.d that answers 101 ("action forbidden") is
@@ -164,7 +170,7 @@ diff:
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
-	done); \
+	done; command -v npm >/dev/null || echo npm); \
 	if [ -n "$$missing" ]; then \
 		echo "make deps: installing" $$missing; \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
@@ -176,6 +182,12 @@ deps:
 		$$sudo apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@# The flame graphs' template, from npm into the project (tests/bench/flamegraph/node_modules,
+	@# which git ignores), at the version its package.json names; nothing global, no lock file.
+	@test -f $(FLAME_TEMPLATE) || { \
+		echo "make deps: installing d3-flame-graph (npm) into tests/bench/flamegraph"; \
+		npm install --prefix tests/bench/flamegraph --no-package-lock --no-audit --no-fund \
+			--silent; }
 
 clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done

@@ -1,0 +1,110 @@
+//! The benchmark's Rust peer: hyper 0.14 on tokio's multi-threaded runtime, answering what
+//! the stages answer in the benchmark's cells:
+//!
+//!   GET /plaintext   200 text/plain "Hello, World!"
+//!   POST /echo       200, the request body
+//!   GET /NAME        the file NAME under --root, read whole (tokio::fs), or 404
+//!
+//!   hyper-peer --host 127.0.0.1 --port 0 --root DIR --threads 2
+//!
+//! Like the stages, it prints "listening on HOST:PORT" once it accepts, and stops on
+//! SIGTERM or SIGINT with exit status 0.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use hyper::service::{make_service_fn, service_fn};
+use hyper::{header, Body, Method, Request, Response, Server, StatusCode};
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn handle(req: Request<Body>, root: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/plaintext") | (&Method::HEAD, "/plaintext") => {
+            Ok(plain(StatusCode::OK, "Hello, World!"))
+        }
+        (&Method::POST, "/echo") => match hyper::body::to_bytes(req.into_body()).await {
+            Ok(bytes) => Ok(Response::new(Body::from(bytes))),
+            Err(_) => Ok(plain(StatusCode::BAD_REQUEST, "bad body\n")),
+        },
+        (&Method::GET, path) => {
+            // Only plain names below the root: no "..", no absolute paths.
+            let rel = Path::new(path.trim_start_matches('/'));
+            if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+                return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+            }
+            match tokio::fs::read(root.join(rel)).await {
+                Ok(data) => Ok(Response::builder()
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(Body::from(data))
+                    .unwrap()),
+                Err(_) => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+            }
+        }
+        _ => Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: hyper-peer [--host ADDR] [--port N] [--root DIR] [--threads N]");
+    std::process::exit(2);
+}
+
+fn main() {
+    let (mut host, mut port, mut root, mut threads) =
+        ("127.0.0.1".to_string(), 8080u16, PathBuf::from("."), 1usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--host" => host = value,
+            "--port" => port = value.parse().unwrap_or_else(|_| usage()),
+            "--root" => root = PathBuf::from(value),
+            "--threads" => threads = value.parse().unwrap_or_else(|_| usage()),
+            _ => usage(),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let addr: SocketAddr = format!("{host}:{port}").parse().unwrap_or_else(|_| usage());
+        let root = Arc::new(root);
+        let make = make_service_fn(move |_| {
+            let root = root.clone();
+            async move { Ok::<_, Infallible>(service_fn(move |req| handle(req, root.clone()))) }
+        });
+        let server = match Server::try_bind(&addr) {
+            Ok(builder) => builder.tcp_nodelay(true).serve(make),
+            Err(e) => {
+                eprintln!("hyper-peer: {addr}: {e}");
+                std::process::exit(1);
+            }
+        };
+        println!("listening on {}", server.local_addr());
+        use std::io::Write;
+        std::io::stdout().flush().ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        if let Err(e) = server.with_graceful_shutdown(stop).await {
+            eprintln!("hyper-peer: {e}");
+            std::process::exit(1);
+        }
+    });
+}
