@@ -14,7 +14,8 @@
 #                                     comparison with http_parser (tests/fuzz/README.md)
 #   make bench-parser                 the HTTP parser against http_parser and picohttpparser
 #   make bench-router                 stage 4's router on the GitHub API's 203 routes
-#   make bench [QUICK=1]              every stage against nginx and a ceiling: docs/benchmarks.md
+#   make bench [QUICK=1]              every stage against nginx, h2o, lighttpd, hyper and a
+#                                     ceiling: docs/benchmarks.md (QUICK=1: tests/bench/quick/)
 #   make docs                         the tutorial as a web site, in docs/site/
 #   make lint                         cppcheck and clang-tidy on every C file; any finding fails
 #   make clean
