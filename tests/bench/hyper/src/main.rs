@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use hyper::header::HeaderValue;
 use hyper::service::{make_service_fn, service_fn};
 use hyper::{header, Body, Method, Request, Response, Server, StatusCode};
 
@@ -27,29 +28,47 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
 }
 
 async fn handle(req: Request<Body>, root: Arc<PathBuf>) -> Result<Response<Body>, Infallible> {
+    // hyper closes after answering a request that says "Connection: close", but does not
+    // say so in the answer (RFC 9112, section 9.6: it SHOULD); a client that then sends its
+    // next request finds the connection closed (wrk counts a read error each time).
+    let close = req.headers().get(header::CONNECTION).map_or(false, |v| {
+        v.to_str().map_or(false, |v| {
+            v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
+        })
+    });
+    let mut response = route(req, root).await;
+    if close {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+async fn route(req: Request<Body>, root: Arc<PathBuf>) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/plaintext") | (&Method::HEAD, "/plaintext") => {
-            Ok(plain(StatusCode::OK, "Hello, World!"))
+            plain(StatusCode::OK, "Hello, World!")
         }
         (&Method::POST, "/echo") => match hyper::body::to_bytes(req.into_body()).await {
-            Ok(bytes) => Ok(Response::new(Body::from(bytes))),
-            Err(_) => Ok(plain(StatusCode::BAD_REQUEST, "bad body\n")),
+            Ok(bytes) => Response::new(Body::from(bytes)),
+            Err(_) => plain(StatusCode::BAD_REQUEST, "bad body\n"),
         },
         (&Method::GET, path) => {
             // Only plain names below the root: no "..", no absolute paths.
             let rel = Path::new(path.trim_start_matches('/'));
             if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-                return Ok(plain(StatusCode::NOT_FOUND, "not found\n"));
+                return plain(StatusCode::NOT_FOUND, "not found\n");
             }
             match tokio::fs::read(root.join(rel)).await {
-                Ok(data) => Ok(Response::builder()
+                Ok(data) => Response::builder()
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .body(Body::from(data))
-                    .unwrap()),
-                Err(_) => Ok(plain(StatusCode::NOT_FOUND, "not found\n")),
+                    .unwrap(),
+                Err(_) => plain(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
-        _ => Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")),
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     }
 }
 
