@@ -107,7 +107,7 @@ ALL_CELLS = ("plaintext-c100", "plaintext-c1000", "plaintext-c10000", "pipelined
 # The full run: 8 cells x 11 servers x (1 s warm-up + 3 x 4 s) is about 18 minutes of wrk;
 # with the rest, about 25.
 MODES = {
-    "full": Mode("full", seconds=4, reps=3, warmup=1, h2load_reps=2, echo_seconds=3,
+    "full": Mode("full", seconds=4, reps=3, warmup=1, h2load_reps=1, echo_seconds=3,
                  echo_reps=3, strace_requests=20000, idle_connections=10000,
                  perf_seconds=5, profile_references=True, cells=ALL_CELLS),
     "quick": Mode("quick", seconds=1, reps=1, warmup=0, h2load_reps=0, echo_seconds=1,
@@ -1672,6 +1672,30 @@ def build_hyper():
     return src / "target" / "release" / "hyper-peer", ", ".join(versions)
 
 
+def estimate_minutes(groups, mode, echo_stages):
+    """How long the run should take: the seconds of load it generates, and about 0.2 s more
+    per load generator run, 1 s per server start. Checked on a busy machine: a quick run
+    estimated at 2.5 minutes (with the 10,000 connection cell at 1 s) took 3.0, a smoke
+    run estimated at 1.1 took 1.0."""
+    seconds = 0
+    for group in groups:
+        live = [s for s in group.servers if not s.failure]
+        for name in mode.cells:
+            cell = CELLS[name]
+            n = sum(1 for s in live if not s.cannot(cell))
+            runs = mode.reps + (0 if cell.min_seconds else bool(mode.warmup))
+            seconds += n * (runs * 0.2 + (0 if cell.min_seconds else mode.warmup)
+                            + mode.reps * max(mode.seconds, cell.min_seconds))
+        n = len(live)
+        seconds += n * mode.h2load_reps * 2 * (mode.seconds + 0.2)  # wrk, then h2load
+        seconds += n * 2 * (1 + mode.strace_requests / 20000)  # strace: start, load
+        seconds += n * (1 + mode.idle_connections / 10000)  # memory: connections opened
+        seconds += sum(1 for s in live if s.kind == "stage" or mode.profile_references) \
+            * (mode.perf_seconds + 3)  # perf record, then report and flame graph
+    seconds += echo_stages * 2 * mode.echo_reps * (mode.echo_seconds + 0.2)
+    return seconds / 60
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -1757,6 +1781,7 @@ def main():
                                              threads)] + peers + members))
 
     # Optional tools: without them, their section says why it is missing.
+    log(f"bench: about {estimate_minutes(groups, mode, len(echo)):.0f} minutes")
     ctx = {"mode": mode, "groups": groups, "unmeasured": unmeasured,
            "started": started.strftime("%Y-%m-%d %H:%M"),
            "gnuplot": shutil.which("gnuplot") is not None, "wrk_commands": {}}

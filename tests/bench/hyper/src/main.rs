@@ -11,13 +11,17 @@
 //! SIGTERM or SIGINT with exit status 0.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use hyper::header::HeaderValue;
 use hyper::service::{make_service_fn, service_fn};
 use hyper::{header, Body, Method, Request, Response, Server, StatusCode};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
     Response::builder()
@@ -72,6 +76,23 @@ async fn route(req: Request<Body>, root: Arc<PathBuf>) -> Response<Body> {
     }
 }
 
+/// Ready at SIGTERM or SIGINT. A future by hand: tokio::select! would need tokio's
+/// "macros" feature, whose proc-macro crates (syn) take most of a cold build's time.
+struct Stop(Signal, Signal);
+
+impl Future for Stop {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let stop = &mut *self;
+        if stop.0.poll_recv(cx).is_ready() || stop.1.poll_recv(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 fn usage() -> ! {
     eprintln!("usage: hyper-peer [--host ADDR] [--port N] [--root DIR] [--threads N]");
     std::process::exit(2);
@@ -113,14 +134,10 @@ fn main() {
         println!("listening on {}", server.local_addr());
         use std::io::Write;
         std::io::stdout().flush().ok();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        let stop = async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        };
+        let stop = Stop(
+            signal(SignalKind::terminate()).expect("SIGTERM handler"),
+            signal(SignalKind::interrupt()).expect("SIGINT handler"),
+        );
         if let Err(e) = server.with_graceful_shutdown(stop).await {
             eprintln!("hyper-peer: {e}");
             std::process::exit(1);
