@@ -1159,7 +1159,7 @@ set logscale xy
 set xrange [1:100000]
 set xtics ("0%%" 1, "50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000)
 set grid xtics ytics
-set key top left
+set key outside right top
 plot {", ".join(lines)}
 """
     result = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
