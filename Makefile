@@ -36,7 +36,7 @@ PYTHON := /usr/bin/python3
 # servers the benchmark compares with (nginx, h2o, lighttpd, and a hyper server that cargo
 # builds offline from Debian's Rust crates), the plotting and the profiler; the site's
 # converters and the browser that checks it; the linters. And npm, which fetches the flame
-# graphs' template (tests/bench/Makefile): Debian's package, unless an npm is already on PATH
+# graphs' template (into tests/bench/flamegraph, below): Debian's package, unless an npm is already on PATH
 # (NodeSource's nodejs brings its own, and conflicts with Debian's npm).
 PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbsd strace valgrind \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
@@ -165,8 +165,8 @@ diff:
 FLAME_TEMPLATE := tests/bench/flamegraph/node_modules/d3-flame-graph/dist/templates/d3-flamegraph-base.html
 
 # Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
-# It installs, and never starts, services: nginx-light's maintainer script would start a
-# system-wide nginx on port 80. A policy-rc.d that answers 101 ("action forbidden") is
+# It installs, and never starts, services: the maintainer scripts of nginx-light, h2o and
+# lighttpd would start system-wide servers on port 80. A policy-rc.d that answers 101 ("action forbidden") is
 # Debian's way to say so, and it is removed again afterwards.
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
