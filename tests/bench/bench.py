@@ -277,10 +277,12 @@ class Server:
     @property
     def processes(self):
         """How many processes it runs once ready: a master and its workers for nginx, and
-        for lighttpd with more than one worker; one process (perhaps threaded) otherwise."""
+        for lighttpd with more than one worker; for h2o, its threads' process and the perl
+        script it starts to print a backtrace should it crash; one process (perhaps
+        threaded) otherwise."""
         if self.kind == "nginx" or (self.kind == "lighttpd" and self.threads > 1):
             return 1 + self.threads
-        return 1
+        return 2 if self.kind == "h2o" else 1
 
     def cannot(self, cell):
         """Why this server is not asked a cell's requests at all, or None."""
