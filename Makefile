@@ -24,7 +24,8 @@
 #                                     against its byte loops (tests/fuzz/README.md)
 #   make bench-parser                 the HTTP parser against http_parser and picohttpparser
 #   make bench-router                 stage 4's router on the GitHub API's 203 routes
-#   make bench [QUICK=1]              every stage against nginx and a ceiling: docs/benchmarks.md
+#   make bench [QUICK=1]              every stage against nginx, h2o, lighttpd, hyper and a
+#                                     ceiling: docs/benchmarks.md (QUICK=1: tests/bench/quick/)
 #   make docs                         the tutorial as a web site, in docs/site/
 #   make lint                         cppcheck and clang-tidy on every C file; any finding fails
 #   make clean
@@ -45,17 +46,24 @@ PYTHON := /usr/bin/python3
 
 # Everything the build, the tests, the fuzzer, the benchmarks and the docs use, as Debian 12
 # packages: compilers and libraries; the test runner and its tools, and those the chapters'
-# exercises use (curl, socat, tcpdump, ss); the load generators, nginx for comparison and the plotting;
-# the site's converters and the browser that checks it; the linters.
+# exercises use (curl, socat, tcpdump, ss); the load generators, the servers the benchmark
+# compares with (nginx, h2o, lighttpd, and a hyper server that cargo builds offline from
+# Debian's Rust crates), the plotting and the profiler; the site's converters and the
+# browser that checks it; the linters. And npm, which fetches the site's search indexer
+# (docs/) and the flame graphs' template (tests/bench/flamegraph): Debian's package, unless
+# an npm is already on PATH (NodeSource's nodejs brings its own, and conflicts with
+# Debian's npm).
 PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbsd strace valgrind \
             socat tcpdump \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
-            wrk nghttp2-client nginx-light gnuplot-nox linux-perf \
+            wrk nghttp2-client nginx-light h2o lighttpd cargo librust-hyper-dev librust-tokio-dev \
+            gnuplot-nox linux-perf \
             graphviz pandoc chromium chromium-driver python3-selenium
 
-# The site's search index is built by Pagefind, from the npm registry: Debian's npm fetches it
-# once into docs/node_modules (docs/package-lock.json pins it). A Node.js from elsewhere that
-# brings its own npm is used as it is: Debian's npm would conflict with it.
+# Two tools come from the npm registry: Pagefind, which builds the site's search index
+# (docs/node_modules, pinned by docs/package-lock.json), and d3-flame-graph, the flame graphs'
+# template (tests/bench/flamegraph). Debian's npm fetches them once. A Node.js from elsewhere
+# that brings its own npm is used as it is: Debian's npm would conflict with it.
 NPM_PACKAGE := $(if $(shell command -v npm),,npm)
 
 FUZZ_SECONDS := 60
@@ -194,9 +202,11 @@ diff:
 		{ echo "usage: make diff A=1 B=2 [README=0] (stages: $(STAGES); or a directory)" >&2; exit 2; }
 	@README=$(README) tools/stage-diff $(call stage_dir,$(A)) $(call stage_dir,$(B))
 
+FLAME_TEMPLATE := tests/bench/flamegraph/node_modules/d3-flame-graph/dist/templates/d3-flamegraph-base.html
+
 # Installs only what is missing, and says what; apt-get as root, through sudo otherwise.
-# It installs, and never starts, services: nginx-light's maintainer script would start a
-# system-wide nginx on port 80. A policy-rc.d that answers 101 ("action forbidden") is
+# It installs, and never starts, services: the maintainer scripts of nginx-light, h2o and
+# lighttpd would start system-wide servers on port 80. A policy-rc.d that answers 101 ("action forbidden") is
 # Debian's way to say so, and it is removed again afterwards.
 deps:
 	@missing=$$(for p in $(PACKAGES) $(NPM_PACKAGE); do \
@@ -214,6 +224,12 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 	@$(MAKE) --no-print-directory -s -C docs pagefind
+	@# The flame graphs' template, from npm into the project (tests/bench/flamegraph/node_modules,
+	@# which git ignores), at the version its package.json names; nothing global, no lock file.
+	@test -f $(FLAME_TEMPLATE) || { \
+		echo "make deps: installing d3-flame-graph (npm) into tests/bench/flamegraph"; \
+		npm install --prefix tests/bench/flamegraph --no-package-lock --no-audit --no-fund \
+			--silent; }
 
 clean:
 	for s in $(STAGES); do $(MAKE) -C $$s clean; done

@@ -1,36 +1,47 @@
 #!/usr/bin/python3
-"""The server benchmark: every stage against nginx and a ceiling, in one run.
+"""The server benchmark: every stage against nginx, h2o, lighttpd, hyper and a ceiling, in one run.
 
-    bench.py              full run, writes docs/benchmarks.md and docs/bench/ (15-20 min)
-    bench.py --quick      the same, reduced (about a minute)
-    bench.py --smoke      a second per cell, one stage; results in a temporary directory
+    bench.py              full run, writes docs/benchmarks.md and docs/bench/ (about 25 min)
+    bench.py --quick      the same, reduced (a few minutes); writes tests/bench/quick/, which
+                          git ignores, so that it never replaces the committed full results
+    bench.py --smoke      a second per cell, stage 5 and the peers; results in a temporary
+                          directory
     bench.py --out DIR    write DIR/benchmarks.md and DIR/bench/ instead
 
 `make bench` (the top Makefile) and `make -C tests/bench run [QUICK=1] [SMOKE=1]` call it.
 
 What it measures, on one machine, load generator and servers side by side:
 
-* HTTP throughput and latency with wrk: plaintext at 100 and 1000 connections, plaintext
-  pipelined 16 deep, static files of 4 KiB and 1 MiB. Every stage from 3 on, nginx (from
-  a configuration generated here) and the ceiling (ceiling/ceiling.c: counts request ends
-  and answers each with a canned response, no HTTP at all) are started once and measured
-  in turns: each repetition goes round all servers, starting one further along each time,
-  so slow drift in the machine spreads over all of them. Servers are compared in groups
-  with the same number of threads: stages 3-4 with nginx `worker_processes 1` and a
-  one-thread ceiling, stages 5-6 (`--threads 2`) with 2 workers and a two-thread ceiling.
-  Each figure is reported as its median over the repetitions, with its spread, and as a
-  ratio to nginx and to the ceiling (the median of the ratios taken repetition by
-  repetition, since those were measured moments apart).
+* HTTP throughput and latency with wrk, in cells: plaintext at 100, 1000 and 10,000
+  connections, plaintext pipelined 16 deep, a new connection per request (`Connection:
+  close`), static files of 4 KiB and 1 MiB, and a 1 MiB upload to /echo that comes back
+  (MB/s). Every stage from 3 on, the peers and the ceiling (ceiling/ceiling.c: counts
+  request ends and answers each with a canned response, no HTTP at all) are started once
+  and measured in turns: each repetition goes round all servers, starting one further along
+  each time, so slow drift in the machine spreads over all of them. Servers are compared in
+  groups with the same number of threads: stages 3-4 with nginx `worker_processes 1` and a
+  one-thread ceiling; stages 5-6 (`--threads 2`) with the peers a user would pick instead,
+  each with 2 workers: nginx, h2o and lighttpd (Debian's packages, configured here) and a
+  minimal hyper server (hyper/, built offline with cargo from Debian's Rust crates), and a
+  two-thread ceiling. Before a server is measured in a cell it must answer the cell's
+  request correctly (status and body); one that cannot is left out of that cell, with the
+  reason in the report. Each figure is reported as its median over the repetitions, with
+  its spread, and as a ratio to the best peer of the cell, to nginx and to the ceiling (the
+  median of the ratios taken repetition by repetition, since those were measured moments
+  apart). wrk's whole latency distribution (latency.lua) is drawn per cell as percentile
+  curves, every server in the same colour in every plot (COLOURS).
 * A cross-check of one cell (plaintext, 100 connections) with h2load instead of wrk.
 * Echo throughput of stages 1 and 2 in MB/s with echoload/echoload.c.
 * System calls per request (strace -c on the running server while h2load sends a fixed
   number of requests, pipelined and not) and server memory per idle keep-alive connection
   (VmRSS before and after 10,000 connections that made one request each and stay open).
-* Where the CPU time goes: perf's flat profile under load (flame graphs need a renderer
-  that Debian 12 does not package; the report says so).
+* Where the CPU time goes: perf record -g under load, as a flat profile for every server
+  and as an interactive flame graph per stage (perf's flamegraph script with the
+  d3-flame-graph template that `make deps` fetches with npm into flamegraph/; the graphs
+  carry their JavaScript inline and work offline).
 
 Everything it writes comes from this run's measurements: the markdown report, the SVG
-plots (gnuplot) and results.json with every repetition's raw numbers.
+plots (gnuplot), the flame graphs and results.json with every repetition's raw numbers.
 """
 
 import argparse
@@ -41,6 +52,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -57,8 +69,17 @@ REPO = HERE.parent.parent
 CEILING = HERE / "ceiling" / "ceiling"
 ECHOLOAD = HERE / "echoload" / "echoload"
 PIPELINE_LUA = HERE / "pipeline.lua"
+LATENCY_LUA = HERE / "latency.lua"
+HYPER_SRC = HERE / "hyper"
+# Builds the benchmark keeps between runs (the hyper peer's, which takes a minute the first
+# time), and where a quick run writes its report: both ignored by git.
+BUILD_DIR = HERE / "build"
+QUICK_OUT = HERE / "quick"
+FLAME_TEMPLATE = (HERE / "flamegraph" / "node_modules" / "d3-flame-graph" / "dist" / "templates"
+                  / "d3-flamegraph-base.html")
 HOST = "127.0.0.1"
 PIPELINE_DEPTH = 16
+UPLOAD_BYTES = 1 << 20
 
 
 # --- How much to measure ------------------------------------------------------------------
@@ -76,14 +97,17 @@ class Mode:
     strace_requests: int  # h2load -n under strace
     idle_connections: int
     perf_seconds: int
-    profile_references: bool  # profile the ceiling and nginx too, not only the stages
+    profile_references: bool  # profile the ceiling and the peers too, not only the stages
     cells: tuple  # names of the HTTP cells measured
 
 
-ALL_CELLS = ("plaintext-c100", "plaintext-c1000", "pipelined-c100", "static-4k", "static-1m")
+ALL_CELLS = ("plaintext-c100", "plaintext-c1000", "plaintext-c10000", "pipelined-c100",
+             "close-c100", "static-4k", "static-1m", "upload-1m")
 
+# The full run: 8 cells x 11 servers x (1 s warm-up + 3 x 4 s) is about 18 minutes of wrk;
+# with the rest, about 25.
 MODES = {
-    "full": Mode("full", seconds=4, reps=5, warmup=1, h2load_reps=2, echo_seconds=3,
+    "full": Mode("full", seconds=4, reps=3, warmup=1, h2load_reps=1, echo_seconds=3,
                  echo_reps=3, strace_requests=20000, idle_connections=10000,
                  perf_seconds=5, profile_references=True, cells=ALL_CELLS),
     "quick": Mode("quick", seconds=1, reps=1, warmup=0, h2load_reps=0, echo_seconds=1,
@@ -92,7 +116,8 @@ MODES = {
     "smoke": Mode("smoke", seconds=1, reps=1, warmup=0, h2load_reps=1, echo_seconds=1,
                   echo_reps=1, strace_requests=1000, idle_connections=200,
                   perf_seconds=1, profile_references=False,
-                  cells=("plaintext-c100", "pipelined-c100", "static-4k")),
+                  cells=("plaintext-c100", "pipelined-c100", "close-c100", "static-4k",
+                         "upload-1m")),
 }
 
 
@@ -105,6 +130,10 @@ class Cell:
     connections: int
     pipeline: int = 0  # requests per batch; 0 = one at a time
     body_size: int | None = None  # None: the plaintext body; else a static file of this size
+    upload: int = 0  # POST a body of this many bytes, which comes back (to /echo)
+    close: bool = False  # Connection: close, a new connection per request
+    timeout: int = 2  # wrk's --timeout, seconds: a later answer counts as an error
+    min_seconds: int = 0  # a measurement lasts at least this long, whatever the mode says
 
 
 CELLS = {
@@ -114,15 +143,35 @@ CELLS = {
              100),
         Cell("plaintext-c1000", "plaintext, 1000 connections", "plaintext c=1000",
              "/plaintext", 1000),
+        # The C10K claim, measured with every connection active, not only held idle. wrk
+        # opens them all at once, past the listen backlog (SYNs dropped and sent again a
+        # second later), and its rate counts that time: about 2 s here. At 8 s it is a
+        # quarter of the measurement, at 1 s all of it (wrk then counts no request at all).
+        Cell("plaintext-c10000", "plaintext, 10,000 connections", "plaintext c=10,000",
+             "/plaintext", 10000, timeout=10, min_seconds=8),
         Cell("pipelined-c100", f"plaintext pipelined {PIPELINE_DEPTH} deep, 100 connections",
              f"pipelined {PIPELINE_DEPTH}, c=100", "/plaintext", 100, pipeline=PIPELINE_DEPTH),
+        Cell("close-c100", "plaintext, Connection: close (a new connection per request), "
+             "100 connections", "close, c=100", "/plaintext", 100, close=True),
         Cell("static-4k", "static file of 4 KiB, 100 connections", "4 KiB file, c=100",
              "/4k.bin", 100, body_size=4096),
         Cell("static-1m", "static file of 1 MiB, 100 connections", "1 MiB file, c=100",
              "/1m.bin", 100, body_size=1 << 20),
+        Cell("upload-1m", "1 MiB POST to /echo, echoed back, 16 connections",
+             "1 MiB upload, c=16", "/echo", 16, upload=UPLOAD_BYTES, timeout=10),
     ]
 }
 PLAINTEXT_BODY = b"Hello, World!"
+
+# The servers a stage is compared with, and one colour per server for every plot.
+PEERS = ("nginx", "h2o", "lighttpd", "hyper")
+COLOURS = {
+    "ceiling": "#7f7f7f", "nginx": "#2ca02c", "h2o": "#1f77b4", "lighttpd": "#ff7f0e",
+    "hyper": "#8c564b", "stage3": "#bcbd22", "stage4": "#9467bd", "stage5": "#17becf",
+    "stage6": "#d62728",
+}
+# wrk's latency distribution as latency.lua prints it: these percentiles, and the maximum.
+PERCENTILES = (1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999)
 
 
 # --- Small helpers ------------------------------------------------------------------------
@@ -217,13 +266,39 @@ class Server:
 
     key: str  # "stage4", "nginx", "ceiling" (unique within a group)
     label: str  # as the report names it
-    kind: str  # "stage", "nginx" or "ceiling"
+    kind: str  # "stage", "ceiling", or a peer: "nginx", "h2o", "lighttpd", "hyper"
     threads: int
     number: int = 0  # a stage's number
-    binary: Path | None = None  # a stage's server, built from a copy of its sources
+    binary: Path | None = None  # a stage's server, built from a copy of its sources; hyper's
     static: bool = True  # serves files under a root
     failure: str | None = None  # why it could not be measured
     notes: list = field(default_factory=list)  # trouble worth reporting, e.g. at exit
+
+    @property
+    def processes(self):
+        """How many processes it runs once ready: a master and its workers for nginx, and
+        for lighttpd with more than one worker; for h2o, its threads' process and the perl
+        script it starts to print a backtrace should it crash; one process (perhaps
+        threaded) otherwise."""
+        if self.kind == "nginx" or (self.kind == "lighttpd" and self.threads > 1):
+            return 1 + self.threads
+        return 2 if self.kind == "h2o" else 1
+
+    def cannot(self, cell):
+        """Why this server is not asked a cell's requests at all, or None."""
+        if cell.body_size and not self.static:
+            return "stage 3 has no static files (it says hello to any path)"
+        if cell.upload and self.kind == "ceiling":
+            return "the ceiling parses nothing, so it cannot find where a body ends"
+        if cell.upload and self.kind == "nginx":
+            return ("nginx has no handler that sends a request body back (nginx-light has no "
+                    "echo module; Debian's libnginx-mod-http-echo is not used here)")
+        if cell.upload and self.kind == "lighttpd":
+            return ("lighttpd has no handler that sends a request body back (mod_magnet's Lua "
+                    "could; it is not in Debian 12's lighttpd package)")
+        if cell.close and self.kind == "ceiling":
+            return "the ceiling reads no headers, so it never closes after an answer"
+        return None
 
 
 class Running:
@@ -256,80 +331,123 @@ class Running:
             log(f"  {self.server.label}: {problem}")
 
 
+def answers_plaintext(port):
+    """Whether a server on port answers GET /plaintext now (status 200)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        conn.request("GET", "/plaintext")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
 class Lab:
-    """The run's working directory: the files served, nginx's configurations, server logs."""
+    """The run's working directory: the files served, the peers' configurations, server logs."""
 
     def __init__(self, workdir):
         self.dir = workdir
         self.www = workdir / "www"
         self.www.mkdir()
-        # nginx's workers run as nobody when it starts as root: make the files readable.
+        # The peers' workers run as nobody when started as root: make the files readable.
         os.chmod(workdir, 0o755)
         os.chmod(self.www, 0o755)
+        self.files = {}  # path -> the bytes served there
         for cell in CELLS.values():
             if cell.body_size:
                 pattern = bytes(range(256)) * (cell.body_size // 256 + 1)
-                (self.www / cell.path.lstrip("/")).write_bytes(pattern[: cell.body_size])
-                os.chmod(self.www / cell.path.lstrip("/"), 0o644)
+                self.files[cell.path] = pattern[: cell.body_size]
+        # h2o and lighttpd serve /plaintext as a file (faster for both than a handler of
+        # their own: h2o's mruby answers about a fifth fewer requests per second here).
+        self.files["/plaintext"] = PLAINTEXT_BODY
+        for path, data in self.files.items():
+            (self.www / path.lstrip("/")).write_bytes(data)
+            os.chmod(self.www / path.lstrip("/"), 0o644)
         self.count = 0
-        self.nginx_conf_text = {}  # workers -> the configuration, for the report
+        self.conf_text = {}  # (kind, workers) -> the configuration, for the report
         self.commands = {}  # server label -> its command line, for the report
 
     def _spawn(self, server, argv, port=None):
-        """Starts argv and waits until it accepts connections. Returns a Running."""
+        """Starts argv and waits until it answers. Returns a Running.
+
+        Ready means: our programs (and hyper) have printed "listening on HOST:PORT"; a peer
+        answers GET /plaintext, since its port accepts connections into the backlog before
+        any worker serves them; and a server with worker processes has them all. nginx's
+        master forks its workers only after it listens: a list of its processes taken before
+        then has only the master, and strace attached to that list alone would count none
+        of the workers' system calls.
+        """
         self.count += 1
         out_path = self.dir / f"{server.key}-{self.count}.out"
         log_path = self.dir / f"{server.key}-{self.count}.log"
         with open(out_path, "w") as out, open(log_path, "w") as err:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
+        ready = None
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{argv[0]} exited with {proc.returncode}: "
+                raise RuntimeError(f"{Path(argv[0]).name} exited with {proc.returncode}: "
                                    f"{log_path.read_text()[-500:]}")
-            if port is None:  # our programs print "listening on HOST:PORT"
-                m = re.search(r"listening on \S+:(\d+)", out_path.read_text())
-                if m:
-                    return Running(server, argv, proc, int(m.group(1)), log_path)
-            else:  # nginx: ready once it accepts
-                try:
-                    socket.create_connection((HOST, port), timeout=1).close()
-                    return Running(server, argv, proc, port, log_path)
-                except OSError:
-                    pass
+            if ready is None:
+                if port is None:  # "listening on HOST:PORT"
+                    m = re.search(r"listening on \S+:(\d+)", out_path.read_text())
+                    if m:
+                        ready = Running(server, argv, proc, int(m.group(1)), log_path)
+                elif answers_plaintext(port):
+                    ready = Running(server, argv, proc, port, log_path)
+            if ready is not None and len(ready.pids()) >= server.processes:
+                return ready
             time.sleep(0.02)
         proc.kill()
         proc.wait()
-        raise RuntimeError(f"{argv[0]} did not start listening within 10 s")
+        raise RuntimeError(f"{Path(argv[0]).name} was not ready within 10 s")
 
     def start(self, server, body_size=None):
         """Starts a server; for the ceiling, body_size picks its canned response."""
+        port = None
         if server.kind == "stage":
             argv = [str(server.binary), "--host", HOST, "--port", "0"]
             if server.static:
                 argv += ["--root", str(self.www)]
             if server.number >= 5:
                 argv += ["--threads", str(server.threads)]
-            port = None
         elif server.kind == "ceiling":
             argv = [str(CEILING), "--host", HOST, "--port", "0", "--threads", str(server.threads)]
             if body_size:
                 argv += ["--body", str(body_size)]
-            port = None
+        elif server.kind == "hyper":
+            argv = [str(server.binary), "--host", HOST, "--port", "0", "--root", str(self.www),
+                    "--threads", str(server.threads)]
         else:
             port = free_port()
-            conf = self.nginx_conf(server.threads, port)
-            argv = ["nginx", "-p", str(self.dir), "-e", str(self.dir / "nginx-error.log"),
-                    "-c", str(conf)]
+            conf = self.peer_conf(server.kind, server.threads, port)
+            argv = {
+                "nginx": ["nginx", "-p", str(self.dir), "-e", str(self.dir / "nginx-error.log"),
+                          "-c", str(conf)],
+                "h2o": ["h2o", "-c", str(conf)],
+                "lighttpd": ["lighttpd", "-D", "-f", str(conf)],
+            }[server.kind]
         self.commands.setdefault(server.label, []).append(argv)
         return self._spawn(server, argv, port)
 
-    def nginx_conf(self, workers, port):
-        """Writes an nginx configuration for one instance and returns its path."""
+    def peer_conf(self, kind, workers, port):
+        """Writes a configuration for one instance of nginx, h2o or lighttpd; returns its path."""
         self.count += 1
-        tmp = self.dir / f"nginx-{self.count}"
+        tmp = self.dir / f"{kind}-{self.count}"
         tmp.mkdir()
-        text = f"""\
+        os.chmod(tmp, 0o755)
+        text = getattr(self, f"{kind}_conf")(workers, port, tmp)
+        path = tmp / f"{kind}.conf"
+        path.write_text(text)
+        shown = text.replace(str(tmp), "$RUN").replace(str(self.www), "$RUN/www")
+        self.conf_text[(kind, workers)] = re.sub(rf"\b{port}\b", "$PORT", shown)
+        return path
+
+    def nginx_conf(self, workers, port, tmp):
+        return f"""\
 # Generated for one benchmark run: a loopback port, no daemon, no logs on the fast path.
 daemon off;
 worker_processes {workers};
@@ -362,27 +480,101 @@ http {{
     }}
 }}
 """
-        path = tmp / "nginx.conf"
-        path.write_text(text)
-        shown = text.replace(str(tmp), "$RUN").replace(str(self.www), "$RUN/www")
-        self.nginx_conf_text[workers] = shown.replace(f":{port} ", ":$PORT ")
-        return path
+
+    def h2o_conf(self, workers, port, tmp):
+        # Started as root, h2o serves as nobody; it raises its descriptor limit itself.
+        # No access-log: none is kept unless configured. /echo is an mruby handler: h2o has
+        # no other way to send a request body back.
+        return f"""\
+# Generated for one benchmark run: a loopback port, no logs on the fast path.
+listen:
+  host: {HOST}
+  port: {port}
+num-threads: {workers}
+max-connections: 20000
+http1-request-timeout: 120
+error-log: {tmp}/error.log
+hosts:
+  default:
+    paths:
+      /plaintext:
+        file.file: {self.www}/plaintext
+      /echo:
+        mruby.handler: |
+          Proc.new do |env|
+            [200, {{"content-type" => "application/octet-stream"}}, [env["rack.input"].read]]
+          end
+      /:
+        file.dir: {self.www}
+"""
+
+    def lighttpd_conf(self, workers, port, tmp):
+        # Errors go to stderr (the run's log): lighttpd opens its error log after it has
+        # become nobody, who may not write here.
+        return f"""\
+# Generated for one benchmark run: a loopback port, no logs on the fast path.
+server.bind = "{HOST}"
+server.port = {port}
+server.document-root = "{self.www}"
+server.username = "nobody"
+server.groupname = "nogroup"
+server.max-worker = {workers if workers > 1 else 0}
+server.max-fds = 20000
+server.max-connections = 10000
+server.max-keep-alive-requests = 1000000000
+server.max-keep-alive-idle = 120
+server.listen-backlog = 4096
+mimetype.assign = (".bin" => "application/octet-stream", "" => "text/plain")
+"""
 
 
-def check_answer(running, cell):
-    """One request by hand before measuring: the right status and body length, or why not."""
-    conn = http.client.HTTPConnection(HOST, running.port, timeout=10)
+def request_bytes(cell):
+    """The request a cell sends, as wrk sends it."""
+    head = f"{'POST' if cell.upload else 'GET'} {cell.path} HTTP/1.1\r\nHost: {HOST}\r\n"
+    if cell.close:
+        head += "Connection: close\r\n"
+    body = b""
+    if cell.upload:
+        body = b"x" * cell.upload
+        head += f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def check_answer(lab, running, cell):
+    """The cell's request once by hand before measuring: the right status and body (only the
+    length for the ceiling, whose bodies are filler), and for the Connection: close cell an
+    end of the connection after the answer. None if right, else what was wrong."""
+    if cell.upload:
+        expected = b"x" * cell.upload
+    elif cell.body_size:
+        expected = lab.files[cell.path]
+    else:
+        expected = PLAINTEXT_BODY
+    what = f"{'POST' if cell.upload else 'GET'} {cell.path}"
     try:
-        conn.request("GET", cell.path)
-        response = conn.getresponse()
-        body = response.read()
+        with socket.create_connection((HOST, running.port), timeout=10) as s:
+            s.sendall(request_bytes(cell))
+            response = http.client.HTTPResponse(s, method="POST" if cell.upload else "GET")
+            response.begin()
+            body = response.read()
+            closed = None
+            if cell.close:
+                s.settimeout(5)
+                try:
+                    closed = s.recv(1) == b""
+                except (socket.timeout, ConnectionResetError):
+                    closed = False
     except (OSError, http.client.HTTPException) as e:
-        return f"GET {cell.path}: {e}"
-    finally:
-        conn.close()
-    expected = len(PLAINTEXT_BODY) if cell.body_size is None else cell.body_size
-    if response.status != 200 or len(body) != expected:
-        return f"GET {cell.path} answered {response.status} with {len(body)} bytes"
+        return f"{what}: {e}"
+    if response.status != 200:
+        return f"{what} answered {response.status}"
+    if running.server.kind == "ceiling":
+        if len(body) != len(expected):
+            return f"{what} answered {len(body)} bytes, not {len(expected)}"
+    elif body != expected:
+        return f"{what} answered {len(body)} bytes that are not the {len(expected)} expected"
+    if cell.close and not closed:
+        return f"{what} with Connection: close: the connection stayed open after the answer"
     return None
 
 
@@ -399,28 +591,41 @@ def parse_duration_ms(text):
 def wrk_argv(running, cell, seconds, threads):
     argv = ["wrk", "-t", str(threads), "-c", str(cell.connections), "-d", f"{seconds}s",
             "--latency"]
-    if cell.pipeline:
-        argv += ["-s", str(PIPELINE_LUA)]
+    if cell.timeout != 2:
+        argv += ["--timeout", f"{cell.timeout}s"]
+    if cell.close:
+        argv += ["-H", "Connection: close"]
+    # wrk's latency percentiles are meaningless when it pipelines (see wrk() below), so
+    # the pipelined cell has only its own script.
+    argv += ["-s", str(PIPELINE_LUA if cell.pipeline else LATENCY_LUA)]
     argv.append(running.url(cell.path))
     if cell.pipeline:
         argv += ["--", str(cell.pipeline)]
+    elif cell.upload:
+        argv += ["--", str(cell.upload)]
     return argv
 
 
 def wrk(running, cell, seconds, threads):
-    """One wrk measurement: requests/s, p50 and p99 latency (ms), errors."""
+    """One wrk measurement: requests/s, p50 and p99 latency (ms), the latency distribution
+    (percentile -> ms, from latency.lua), errors."""
     out = run(wrk_argv(running, cell, seconds, threads), timeout=seconds + 60)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
     if not (m and p50 and p99) or float(m.group(1)) == 0:
-        raise RuntimeError(f"wrk measured nothing: {out[-300:]}")
+        counted = re.search(r"\d+ requests in [\d.]+\w+", out)
+        raise RuntimeError("wrk measured nothing: "
+                           + (counted.group(0) if counted else " ".join(out.split())[-300:]))
     result = {"rps": float(m.group(1)), "p50_ms": parse_duration_ms(p50.group(1)),
-              "p99_ms": parse_duration_ms(p99.group(1))}
+              "p99_ms": parse_duration_ms(p99.group(1)), "percentiles": {}}
+    for p, us in re.findall(r"^percentile (\S+) (\d+)$", out, re.M):
+        result["percentiles"][p] = int(us) / 1000
     # wrk's percentiles are broken when it pipelines (zeros: github.com/wg/wrk/issues/236)
     # and now and then otherwise (issue 354); such a run reports no latency.
     if cell.pipeline or not 0 < result["p50_ms"] <= result["p99_ms"]:
         result["p50_ms"] = result["p99_ms"] = None
+        result["percentiles"] = {}
     errors = 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
@@ -467,6 +672,7 @@ class Group:
     syscalls: dict = field(default_factory=dict)  # server key -> mode -> result
     memory: dict = field(default_factory=dict)  # server key -> result
     profiles: dict = field(default_factory=dict)  # server key -> result
+    flame_graphs: dict = field(default_factory=dict)  # server key -> file name in bench/
     summary: dict = field(default_factory=dict)  # summarise(): cell -> server key -> figures
 
 
@@ -499,25 +705,25 @@ def measure_wrk(lab, group, mode):
             cell = CELLS[cell_name]
             runnings = []
             for r in [ceilings[cell.body_size]] + others:
-                if cell.body_size and not r.server.static:
-                    continue  # stage 3 has no files: it would say hello to any path
-                problem = check_answer(r, cell)
+                problem = r.server.cannot(cell) or check_answer(lab, r, cell)
                 if problem:
                     group.failures.setdefault(cell_name, {})[r.server.key] = problem
                     log(f"  {cell_name} {r.server.label}: {problem}; not measured")
                 else:
                     runnings.append(r)
-            if mode.warmup:
+            if mode.warmup and not cell.min_seconds:
                 for r in runnings:
                     wrk(r, cell, mode.warmup, group.threads)
             for rep in range(mode.reps):
                 order = runnings[rep % len(runnings):] + runnings[: rep % len(runnings)]
                 for r in order:
                     try:
-                        result = wrk(r, cell, mode.seconds, group.threads)
+                        result = wrk(r, cell, max(mode.seconds, cell.min_seconds),
+                                     group.threads)
                     except (RuntimeError, subprocess.SubprocessError) as e:
                         # A server that stops answering leaves this cell; the others go on.
-                        group.failures.setdefault(cell_name, {})[r.server.key] = str(e)[:200]
+                        group.failures.setdefault(cell_name, {})[r.server.key] = \
+                            " ".join(str(e).split())[:200]
                         group.wrk.get(cell_name, {}).pop(r.server.key, None)
                         runnings.remove(r)
                         log(f"  {cell_name} {r.server.label}: {e}")
@@ -579,8 +785,27 @@ def measure_syscalls(lab, group, mode):
             attempt(server, "strace", lambda: syscalls_of(lab, group, mode, server))
 
 
+def threads_of(pids):
+    """Every thread of the processes: strace -f -p attaches to each and says so."""
+    tids = []
+    for pid in pids:
+        try:
+            tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            pass
+    return tids
+
+
 def syscalls_of(lab, group, mode, server):
-    """System calls per request of one server, one request at a time and pipelined."""
+    """System calls per request of one server, one request at a time and pipelined.
+
+    Lab.start() returns once every process of the server is there (nginx's workers, say),
+    and strace is attached to all of them, every thread of each, before the first request:
+    a process or thread it missed would serve requests whose calls nobody counts. A count
+    that shows it anyway (a server that forked meanwhile, or under one system call per
+    request without io_uring, where a read and a write are the least a request costs) is
+    an error, not a figure.
+    """
     cell = CELLS["plaintext-c100"]
     for label, pipeline in (("one at a time", 1), (f"pipelined {PIPELINE_DEPTH}", PIPELINE_DEPTH)):
         r = lab.start(server)  # afresh: nothing left over from the last load
@@ -589,30 +814,40 @@ def syscalls_of(lab, group, mode, server):
         pids = r.pids()
         for pid in pids:
             argv += ["-p", str(pid)]
+        threads = len(threads_of(pids))
         tracer = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         try:
-            # strace says "Process N attached" for each process once it traces it.
+            # strace says "Process N attached" once it traces a process, "Process N attached
+            # with M threads" once it traces all M threads of one.
             attached = 0
-            while attached < len(pids):
+            while attached < threads:
                 line = tracer.stderr.readline()
                 if not line:
                     raise RuntimeError("strace could not attach")
-                attached += "attached" in line
+                m = re.search(r"attached(?: with (\d+) threads)?", line)
+                if m:
+                    attached += int(m.group(1) or 1)
             h2 = h2load_argv(r, cell.path, 1, 10, requests=mode.strace_requests,
                              pipeline=pipeline)
             _, succeeded, failed = h2load(h2, timeout=300)
+            if sorted(r.pids()) != sorted(pids):
+                raise RuntimeError(f"its processes changed while traced: {pids} -> {r.pids()}")
         finally:
             tracer.send_signal(signal.SIGINT)  # detach and write the summary
             tracer.wait(timeout=30)
             r.stop()
         calls, total = parse_strace_summary(out.read_text())
+        per_request = total / succeeded
+        if pipeline == 1 and per_request < 1 and "io_uring_enter" not in calls:
+            raise RuntimeError(f"{per_request:.2f} system calls per request one at a time: "
+                               "strace missed the processes that answered")
         group.syscalls.setdefault(server.key, {})[label] = {
             "requests": succeeded, "failed": failed, "total_calls": total,
-            "per_request": total / succeeded,
+            "per_request": per_request,
             "by_call": {k: v / succeeded for k, v in calls.items()},
             "command": h2,
         }
-        log(f"  strace {server.label} {label}: {total / succeeded:.2f} syscalls per request")
+        log(f"  strace {server.label} {label}: {per_request:.2f} syscalls per request")
 
 
 IDLE_REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -660,37 +895,65 @@ def memory_of(lab, group, server, count):
         f"connection ({before / 1e6:.1f} -> {after / 1e6:.1f} MB)")
 
 
-def measure_profiles(lab, group, mode):
-    """perf record -e cpu-clock on each server under the plaintext c=100 load."""
+def measure_profiles(lab, group, mode, plots_dir, flame_graphs):
+    """perf record -g on each server under the plaintext c=100 load: a flat profile for every
+    server, and a flame graph for each stage into plots_dir (if flame_graphs)."""
     for server in group.servers:
         if not server.failure and (server.kind == "stage" or mode.profile_references):
-            attempt(server, "perf", lambda: profile_of(lab, group, mode, server))
+            attempt(server, "perf", lambda: profile_of(lab, group, mode, server, plots_dir,
+                                                       flame_graphs and server.kind == "stage"))
 
 
-def profile_of(lab, group, mode, server):
+def perf_record_argv(seconds, pids="PIDS", data="perf.data"):
+    # DWARF call graphs: neither the stages nor glibc keep frame pointers, and with -g alone
+    # (frame pointers) every user-space stack breaks off at the first libc call.
+    return ["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "--call-graph", "dwarf,16384",
+            "-o", data, "-p", pids, "--", "sleep", str(seconds)]
+
+
+def flame_graph_argv(output):
+    return ["perf", "script", "report", "flamegraph", "--template", str(FLAME_TEMPLATE),
+            "-o", str(output)]
+
+
+def profile_of(lab, group, mode, server, plots_dir, flame_graph):
     cell = CELLS["plaintext-c100"]
     r = lab.start(server)
-    data = lab.dir / f"perf-{server.key}.data"
+    where = lab.dir / f"perf-{server.key}"
+    where.mkdir()
+    data = where / "perf.data"  # perf's flamegraph script reads the header of ./perf.data
     try:
         load = subprocess.Popen(wrk_argv(r, cell, mode.perf_seconds + 1, group.threads),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # wrk's connections are up
         pids = ",".join(map(str, r.pids()))
-        run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-o", str(data),
-             "-p", pids, "--", "sleep", str(mode.perf_seconds)], timeout=60)
+        run(perf_record_argv(mode.perf_seconds, pids, str(data)), timeout=60)
         load.wait(timeout=60)
     finally:
         r.stop()
-    report = run(["perf", "report", "-i", str(data), "--stdio", "--no-children",
-                  "--sort", "sym", "--percent-limit", "0"], timeout=120)
+    report = run(["perf", "report", "-i", str(data), "--stdio", "--no-children", "-g", "none",
+                  "--sort", "sym", "--percent-limit", "0"], timeout=300)
     symbols = []  # (percent, "k" for the kernel or "." for user space, symbol)
     for line in report.splitlines():
         m = re.match(r"^\s+([\d.]+)%\s+\[(.)\]\s+(.+?)\s*$", line)
         if m:
             symbols.append((float(m.group(1)), m.group(2), m.group(3)))
-    kernel = sum(p for p, where, _ in symbols if where == "k")
+    kernel = sum(p for p, where_, _ in symbols if where_ == "k")
     group.profiles[server.key] = {"kernel_percent": kernel, "top": symbols[:8]}
     log(f"  perf {server.label}: {kernel:.0f}% of its CPU time in the kernel")
+    if flame_graph:
+        html = plots_dir / f"flamegraph-{server.key}.html"
+        run(flame_graph_argv(html), timeout=300, cwd=where)
+        text = html.read_text()
+        # The template carries d3 and its own code inline: a page that would fetch a script
+        # from elsewhere would not work offline, and is not written.
+        if re.search(r"<script[^>]*\ssrc=", text) or "/** @flamegraph_json **/" in text:
+            html.unlink()
+            raise RuntimeError("the flame graph template fetches scripts or was not filled in")
+        title = f"{server.label} under wrk: {cell.title} ({threads_label(group.threads)})"
+        html.write_text(text.replace("<title>Flame Graph</title>", f"<title>{title}</title>", 1))
+        group.flame_graphs[server.key] = html.name
+        log(f"  flame graph {server.label}: {html}")
 
 
 def measure_echo(lab, stages, mode):
@@ -762,18 +1025,33 @@ def paired_ratios(runs, reference, key, invert=False):
 
 
 def summarise(group):
-    """Per cell and server: medians, spread and the ratios to nginx and to the ceiling."""
+    """Per cell and server: medians, spread, the latency distribution, and the ratios to the
+    cell's best peer (the peer with the highest median rate there), to nginx and to the
+    ceiling."""
     table = {}
     for cell_name, by_server in group.wrk.items():
         ceiling = by_server.get("ceiling", [])
         nginx = by_server.get("nginx", [])
+        peers = [k for k in PEERS if by_server.get(k)]
+        best = max(peers, key=lambda k: median([x["rps"] for x in by_server[k]]), default=None)
         for key, runs in by_server.items():
             rps = [x["rps"] for x in runs]
+            distribution = {}
+            for p in [str(p) for p in PERCENTILES] + ["max"]:
+                values = [x["percentiles"][p] for x in runs if p in x.get("percentiles", {})]
+                if values:
+                    distribution[p] = median(values)
             table.setdefault(cell_name, {})[key] = {
                 "rps": median(rps), "spread": spread(rps),
+                "mbps": median(rps) * CELLS[cell_name].upload / 1e6 if CELLS[cell_name].upload
+                else median(rps) * CELLS[cell_name].body_size / 1e6
+                if CELLS[cell_name].body_size else None,
                 "p50_ms": median([x["p50_ms"] for x in runs if x["p50_ms"] is not None]),
                 "p99_ms": median([x["p99_ms"] for x in runs if x["p99_ms"] is not None]),
+                "percentiles": distribution,
                 "errors": sum(x["errors"] for x in runs),
+                "best_peer": best,
+                "vs_best_peer": paired_ratios(runs, by_server[best], "rps") if best else [],
                 "vs_nginx": paired_ratios(runs, nginx, "rps"),
                 "vs_ceiling": paired_ratios(runs, ceiling, "rps"),
                 "p50_vs_nginx": paired_ratios(runs, nginx, "p50_ms"),
@@ -804,6 +1082,9 @@ def machine_facts():
         "wrk": first_line(["wrk", "-v"]).split(" Copyright")[0],
         "h2load": first_line(["h2load", "--version"]),
         "nginx": first_line(["nginx", "-v"]),
+        "h2o": first_line(["h2o", "--version"]),
+        "lighttpd": first_line(["lighttpd", "-v"]),
+        "rustc": first_line(["/usr/bin/rustc", "--version"]),
         "strace": first_line(["strace", "-V"]),
         "perf": first_line(["perf", "version"]),
         "gnuplot": first_line(["gnuplot", "--version"]),
@@ -813,9 +1094,10 @@ def machine_facts():
 
 
 def plot(out_dir, name, title, ylabel, clusters, series, values, errors=None, logscale=False,
-         hline=None):
+         hline=None, colours=None):
     """A clustered bar chart (SVG) with gnuplot: values[cluster][series], None = absent;
-    errors[cluster][series] = (low, high) for the error bars; hline: a dashed line there."""
+    errors[cluster][series] = (low, high) for the error bars; hline: a dashed line there;
+    colours[series]: each series' colour (COLOURS)."""
     data = out_dir / f".{name}.dat"
     with open(data, "w") as f:
         for ci, (c, row) in enumerate(zip(clusters, values)):
@@ -824,11 +1106,12 @@ def plot(out_dir, name, title, ylabel, clusters, series, values, errors=None, lo
                 if v is None:
                     cols += ["?", "?", "?"]  # gnuplot's missing value: no bar
                 else:
-                    lo, hi = errors[ci][si] if errors else (v, v)
+                    lo, hi = errors[ci][si] if errors and errors[ci][si] else (v, v)
                     cols += [f"{v:.6g}", f"{lo:.6g}", f"{hi:.6g}"]
             f.write(" ".join(cols) + "\n")
     columns = ", ".join(
         f"'{data}' using {3 * i + 2}:{3 * i + 3}:{3 * i + 4}:xtic(1) title '{s}'"
+        + (f" lc rgb '{colours[i]}'" if colours else "")
         for i, s in enumerate(series))
     arrow = (f"set arrow from graph 0, first {hline} to graph 1, first {hline} nohead dt 2 lw 2"
              if hline else "")
@@ -857,25 +1140,68 @@ plot {columns}
     return f"bench/{name}.svg"
 
 
+def plot_percentiles(out_dir, name, title, curves):
+    """Latency percentile curves (SVG): curves = [(label, colour, {percentile: ms})]. The x
+    axis is 1 / (1 - p) on a log scale, so that 90%, 99%, 99.9% and 99.99% are equally far
+    apart: the tail, where servers differ, gets as much room as the middle."""
+    lines = []
+    for i, (label, colour, dist) in enumerate(curves):
+        data = out_dir / f".{name}.{i}.dat"
+        points = sorted((float(p), ms) for p, ms in dist.items() if p != "max")
+        data.write_text("".join(f"{1 / (1 - p / 100):.6g} {ms:.6g}\n" for p, ms in points))
+        lines.append(f"'{data}' using 1:2 with linespoints lw 2 pt 7 ps 0.6 "
+                     f"lc rgb '{colour}' title '{label}'")
+    script = f"""
+set terminal svg size 960,440 dynamic font 'sans,13' background '#ffffff'
+set output '{out_dir / (name + ".svg")}'
+set title "{title}"
+set xlabel "percentile"
+set ylabel "latency, ms (log scale)"
+set logscale xy
+set xrange [1:100000]
+set xtics ("0%%" 1, "50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000)
+set grid xtics ytics
+set key outside right top
+plot {", ".join(lines)}
+"""
+    result = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    for i in range(len(curves)):
+        (out_dir / f".{name}.{i}.dat").unlink()
+    if result.returncode != 0:
+        raise RuntimeError(f"gnuplot: {result.stderr[-500:]}")
+    return f"bench/{name}.svg"
+
+
 def write_summary(w, mode, groups):
-    """The headline: each stage against nginx and the ceiling, then its costs."""
+    """The headline: each stage against the best peer, nginx and the ceiling, then its costs."""
     w("## Summary\n")
-    w("Requests per second of each stage relative to nginx and to the ceiling (the "
-      "median of the per-repetition ratios; the sections below have the spreads, the "
-      "latencies and the absolute figures):\n")
+    w("Requests per second of each stage relative to the best peer of each cell (named in "
+      "brackets: the peer of the stage's group with the highest median rate in that cell), "
+      "to nginx and to the ceiling: the median of the per-repetition ratios. The sections "
+      "below have the spreads, the latencies and the absolute figures. Stages 3 and 4 (one "
+      "thread) are compared with nginx running one worker, the only peer in their group; "
+      "stages 5 and 6 (two threads) with nginx, h2o, lighttpd and hyper, two workers "
+      "each.\n")
     w("| stage | relative to | " + " | ".join(CELLS[c].short for c in mode.cells) + " |")
     w("|---|---|" + "--:|" * len(mode.cells))
     for group in groups:
         for s in group.servers:
             if s.kind != "stage":
                 continue
-            for ref, key in (("nginx", "vs_nginx"), ("ceiling", "vs_ceiling")):
-                ref_label = next(x.label for x in group.servers if x.key == ref)
+            for ref, key in (("the best peer", "vs_best_peer"), ("nginx", "vs_nginx"),
+                             ("ceiling", "vs_ceiling")):
+                if ref == "the best peer":
+                    ref_label = ref
+                else:
+                    ref_label = next(x.label for x in group.servers if x.key == ref)
                 cols = []
                 for c in mode.cells:
                     row = group.summary.get(c, {}).get(s.key)
                     ratios = row[key] if row else []
-                    cols.append(f"{median(ratios):.2f}" if ratios else "-")
+                    text = f"{median(ratios):.2f}" if ratios else "-"
+                    if ratios and key == "vs_best_peer":
+                        text += f" ({row['best_peer']})"
+                    cols.append(text)
                 w(f"| {s.label} | {ref_label} | " + " | ".join(cols) + " |")
     w("")
     w("What a request costs the server, and what an idle connection does:\n")
@@ -901,8 +1227,14 @@ def write_report(out_dir, ctx):
     mode, groups, facts = ctx["mode"], ctx["groups"], ctx["facts"]
     plots_dir = out_dir / "bench"
     plots_dir.mkdir(parents=True, exist_ok=True)
+    # An earlier run's plots and flame graphs, perhaps of servers this run does not have
+    # (this run's flame graphs are already written: keep them).
     for old in list(plots_dir.glob("throughput-*.svg")) + list(plots_dir.glob("latency-*.svg")):
-        old.unlink()  # an earlier run's plots, perhaps for groups this run does not have
+        old.unlink()
+    fresh = {name for group in groups for name in group.flame_graphs.values()}
+    for old in plots_dir.glob("flamegraph-*.html"):
+        if old.name not in fresh:
+            old.unlink()
     md = []
     w = md.append
 
@@ -926,6 +1258,7 @@ def write_report(out_dir, ctx):
     for key, label in (("cpu", "CPU"), ("cores", "cores"), ("memory", "memory"),
                        ("kernel", "kernel"), ("debian", "Debian"), ("gcc", "compiler"),
                        ("wrk", "wrk"), ("h2load", "h2load"), ("nginx", "nginx"),
+                       ("h2o", "h2o"), ("lighttpd", "lighttpd"), ("rustc", "Rust (hyper peer)"),
                        ("strace", "strace"), ("perf", "perf"), ("gnuplot", "gnuplot"),
                        ("python", "Python"), ("commit", "commit measured")):
         w(f"| {label} | {facts[key]} |")
@@ -938,7 +1271,9 @@ def write_report(out_dir, ctx):
     w("## Method\n")
     times = "once" if mode.reps == 1 else f"{mode.reps} times"
     warmup = f" after {mode.warmup} s of unrecorded warm-up" if mode.warmup else ""
-    w(f"* Each wrk measurement lasts {mode.seconds} s; each (cell, server) is measured "
+    longer = "".join(f" ({c.short}: {c.min_seconds} s, without warm-up)"
+                     for c in CELLS.values() if c.name in mode.cells and c.min_seconds > mode.seconds)
+    w(f"* Each wrk measurement lasts {mode.seconds} s{longer}; each (cell, server) is measured "
       f"{times}{warmup}. "
       "The servers of a group run side by side, each on its own port, and each "
       "repetition goes round all of them, starting one further along each time.")
@@ -948,19 +1283,43 @@ def write_report(out_dir, ctx):
       "for throughput; for latency, above 1 is slower.")
     w("* Servers are compared with those that have the same number of threads: stages 3 "
       "and 4 (one thread) with nginx `worker_processes 1` and a one-thread ceiling; stages "
-      "5 and 6 (`--threads 2`) with 2 nginx workers and a two-thread ceiling. wrk runs as "
-      "many threads as the servers of the group (`-t`).")
+      "5 and 6 (`--threads 2`) with the four peers, 2 workers each, and a two-thread "
+      "ceiling. wrk runs as many threads as the servers of the group (`-t`). The peers run "
+      "only in the two-thread group, which keeps the run under half an hour; a stage is "
+      "compared with them where it is meant to compete, with a thread per core.")
     w("* **The ceiling** (`tests/bench/ceiling/ceiling.c`) parses nothing: it counts the "
       "empty lines that end requests and writes a canned response for each, from one "
       "epoll loop per thread with SO_REUSEPORT (writev for small responses, sendfile from a "
       "memory file for the 1 MiB one). It is what the kernel and its TCP stack allow on "
       "this machine; `/ceiling` is each server's fraction of it.")
-    w("* Stage 3 has no static files (it answers any GET with hello), so it is measured on "
-      "the plaintext cells only. Before measuring, each server answers one request of the "
-      "cell by hand; a wrong status or length excludes it from that cell.")
+    w("* **The peers** are what a user would run instead: nginx, h2o and lighttpd, Debian's "
+      "packages, each with a configuration this script generates (below), and hyper, the "
+      "HTTP library under Rust's Axum (and the server a tokio program uses): "
+      "`tests/bench/hyper/`, a minimal server built by the script with Debian's cargo, "
+      "offline, from the crates Debian packages (librust-hyper-dev, librust-tokio-dev; "
+      f"{ctx.get('hyper_versions', 'versions unknown')}), with its release profile (-O3 "
+      "equivalent, line tables for perf). In the two-thread group every peer runs 2 "
+      "workers (processes for nginx and lighttpd, threads for h2o and hyper); the "
+      "one-thread group has nginx with one worker.")
+    w("* Before measuring, each server answers one request of the cell by hand: the status "
+      "must be 200 and the body exactly the expected one (the ceiling's filler bodies: the "
+      "length only); in the `Connection: close` cell the server must also close the "
+      "connection after its answer. A server that fails is left out of that cell with the "
+      "reason in its row. Some cannot be asked at all, and say why in the same place: stage "
+      "3 has no static files; the ceiling parses nothing, so it can neither find a body's "
+      "end nor see `Connection: close`; nginx and lighttpd have no handler that sends a "
+      "request body back.")
+    w(f"* The upload cell POSTs {UPLOAD_BYTES:,} bytes to `/echo` (wrk with `latency.lua`), "
+      "which sends them back: its MB/s is the upload's rate (10^6 bytes per second; as many "
+      "bytes come back). The `Connection: close` cell sends that header, so every request "
+      "costs a new connection: connect, accept, and a close on each side. The 10,000 "
+      "connection cell has every connection active, wrk with `--timeout 10s`: wrk opens "
+      "them at once, past the listen backlog (the kernel drops SYNs, and the client sends "
+      "them again a second later), and its rate counts the seconds that takes; hence the "
+      "longer measurement.")
     files = ", ".join(f"`{c.path}` ({c.body_size} bytes)" for c in CELLS.values() if c.body_size)
     w(f"* The files are {files}, "
-      "served from one directory by nginx and by the stages (`--root`), from the page "
+      "served from one directory by the peers and by the stages (`--root`), from the page "
       "cache. The ceiling answers them from memory (no open, no stat): in those cells its "
       "margin over a server also holds the file system's cost.")
     w("* Each stage is built at the start of the run from a copy of its directory and "
@@ -972,11 +1331,16 @@ def write_report(out_dir, ctx):
     w("")
     w(f"* The script raises its descriptor limit (RLIMIT_NOFILE) to the hard limit, "
       f"{ctx['nofile']:,} here; the servers, wrk and h2load inherit it.")
-    w("* nginx is Debian's, started by the script with this configuration ($RUN is the "
-      "run's temporary directory, $PORT a free loopback port):\n")
-    for workers, text in sorted(ctx["nginx_conf"].items()):
-        w(f"```nginx\n{text}```\n")
-    w("Commands (PORT is the server's port; ceilings, nginx and stages are run the same way):\n")
+    w("* The peers' configurations, as the script writes them ($RUN is the run's temporary "
+      "directory, $PORT a free loopback port). h2o and lighttpd serve `/plaintext` as a file "
+      "of those 13 bytes, which both answer faster than a handler (h2o's mruby: about a fifth "
+      "fewer requests per second); h2o echoes with mruby, its only way to send a body "
+      "back.\n")
+    syntax = {"nginx": "nginx", "h2o": "yaml", "lighttpd": "lighttpd"}
+    for (kind, workers), text in sorted(ctx["peer_conf"].items()):
+        w(f"```{syntax[kind]}\n{text}```\n")
+    w("Commands (PORT is the server's port; ceilings, peers and stages are run the same "
+      "way):\n")
     w("```sh")
     for label, argvs in ctx["commands"].items():
         seen = []
@@ -1000,65 +1364,85 @@ def write_report(out_dir, ctx):
                 w(f"*{s.label}: {s.failure}*\n")
             for note in s.notes:
                 w(f"*{s.label}: {note}*\n")
-        w("| cell | server | req/s | spread | p50 ms | p99 ms | errors | /nginx | /ceiling "
-          "| p50 /nginx | p99 /nginx |")
-        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        w("| cell | server | req/s | MB/s | spread | p50 ms | p99 ms | errors | /best peer "
+          "| /nginx | /ceiling | p99 /nginx |")
+        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for cell_name in mode.cells:
             for s in group.servers:
                 row = summary.get(cell_name, {}).get(s.key)
                 failure = group.failures.get(cell_name, {}).get(s.key)
                 if row is None:
                     if failure:
+                        failure = " ".join(failure.split()).replace("|", "/")
                         w(f"| {cell_name} | {s.label} | not measured: {failure} |"
-                          " | | | | | | | |")
+                          " | | | | | | | | |")
                     continue
-                nginx_cols = ["-", "-", "-"] if s.key == "nginx" else [
-                    fmt_ratio(row["vs_nginx"]), fmt_ratio(row["p50_vs_nginx"]),
-                    fmt_ratio(row["p99_vs_nginx"])]
-                w(f"| {cell_name} | {s.label} | {fmt_int(row['rps'])} "
+                best = "-" if s.key == row["best_peer"] or not row["best_peer"] else \
+                    f"{fmt_ratio(row['vs_best_peer'])} ({row['best_peer']})"
+                w(f"| {cell_name} | {s.label} | {fmt_int(row['rps'])} | {fmt_int(row['mbps'])} "
                   f"| {fmt_spread(row['spread'], mode.reps)} "
                   f"| {fmt_ms(row['p50_ms'])} | {fmt_ms(row['p99_ms'])} | {row['errors']} "
-                  f"| {nginx_cols[0]} "
+                  f"| {best} "
+                  f"| {'-' if s.key == 'nginx' else fmt_ratio(row['vs_nginx'])} "
                   f"| {'-' if s.key == 'ceiling' else fmt_ratio(row['vs_ceiling'])} "
-                  f"| {nginx_cols[1]} | {nginx_cols[2]} |")
+                  f"| {'-' if s.key == 'nginx' else fmt_ratio(row['p99_vs_nginx'])} |")
         w("")
-        w("*errors*: wrk's socket errors and non-2xx answers, summed over the repetitions. "
+        w("*MB/s*: the response bodies' bytes per second (for the upload, the bytes sent; as "
+          "many came back). *best peer*: the peer with the highest median rate in the cell. "
+          "*errors*: wrk's socket errors and non-2xx answers, summed over the repetitions. "
           "No latency for the pipelined cell: wrk's percentiles are broken when it pipelines "
           "(zeros; https://github.com/wg/wrk/issues/236). A repetition whose percentiles "
           "are otherwise impossible (p50 of 0, p99 below p50) counts for throughput only.\n")
 
-        # The plots: throughput relative to nginx, and p99 latency.
+        # The plots: throughput relative to the best peer, and the latency distributions.
         if ctx["gnuplot"]:
-            series = [s for s in group.servers if s.key != "nginx"]
+            series = group.servers
+            colours = [COLOURS.get(s.key, "#000000") for s in series]
             clusters = list(mode.cells)
-            vals, errs, p99s = [], [], []
+            vals, errs = [], []
             for c in clusters:
-                row_v, row_e, row_p = [], [], []
+                row_v, row_e = [], []
                 for s in series:
                     r = summary.get(c, {}).get(s.key)
-                    ratios = r["vs_nginx"] if r else []
+                    ratios = [1.0] if r and s.key == r["best_peer"] else \
+                        (r["vs_best_peer"] if r else [])
                     row_v.append(median(ratios) if ratios else None)
                     row_e.append((min(ratios), max(ratios)) if ratios else None)
-                    row_p.append(r["p99_ms"] if r else None)
                 vals.append(row_v)
                 errs.append(row_e)
-                p99s.append(row_p)
             t = group.threads
-            png1 = plot(plots_dir, f"throughput-{t}t", f"Requests per second relative to nginx "
-                        f"({threads_label(t)}; nginx = 1; bars: range over "
-                        "repetitions)", "x nginx, log scale", clusters, [s.label for s in series],
-                        vals, errs, logscale=True, hline=1)
-            all_series = group.servers
+            png1 = plot(plots_dir, f"throughput-{t}t", f"Requests per second relative to the "
+                        f"cell's best peer ({threads_label(t)}; best peer = 1; bars: range over "
+                        "repetitions)", "x best peer, log scale", clusters,
+                        [s.label for s in series], vals, errs, logscale=True, hline=1,
+                        colours=colours)
             # No latency for the pipelined cell (see above): leave it out of this plot.
             lat_clusters = [c for c in clusters if not CELLS[c].pipeline]
-            p99_all = [[(summary.get(c, {}).get(s.key) or {}).get("p99_ms") for s in all_series]
+            p99_all = [[(summary.get(c, {}).get(s.key) or {}).get("p99_ms") for s in series]
                        for c in lat_clusters]
             png2 = plot(plots_dir, f"latency-p99-{t}t", f"p99 latency, ms, log scale "
                         f"({threads_label(t)}; median over repetitions)", "ms",
-                        lat_clusters, [s.label for s in all_series], p99_all, None,
-                        logscale=True)
-            w(f"![throughput relative to nginx]({png1})\n")
+                        lat_clusters, [s.label for s in series], p99_all, None,
+                        logscale=True, colours=colours)
+            w(f"![throughput relative to the best peer]({png1})\n")
             w(f"![p99 latency]({png2})\n")
+            w(f"#### Latency distributions ({threads_label(t)})\n")
+            w("wrk's whole latency distribution (its `done()` hook in `latency.lua` prints "
+              "every percentile), per cell: the median over the repetitions of each "
+              "percentile, each server in the same colour in every plot. The tail is to the "
+              "right; a curve that rises early has more slow answers. The same caveat as for "
+              "p99 holds: wrk does not send while it waits, so stalls are understated.\n")
+            for c in lat_clusters:
+                curves = []
+                for s in series:
+                    r = summary.get(c, {}).get(s.key)
+                    if r and r["percentiles"]:
+                        curves.append((s.label, COLOURS.get(s.key, "#000000"), r["percentiles"]))
+                if curves:
+                    svg = plot_percentiles(plots_dir, f"latency-{c}-{t}t",
+                                           f"{CELLS[c].title}: latency by percentile "
+                                           f"({threads_label(t)})", curves)
+                    w(f"![latency by percentile, {CELLS[c].title}]({svg})\n")
 
         if group.h2load:
             w(f"### Cross-check with h2load ({threads_label(group.threads)})\n")
@@ -1152,11 +1536,24 @@ def write_report(out_dir, ctx):
             w("")
 
         w(f"### Where the CPU time goes ({threads_label(group.threads)})\n")
-        w(ctx["flame_message"] + "\n")
         if group.profiles:
-            w(f"Instead, perf's flat profile: `perf record -e cpu-clock -F 999 -p PIDS -- sleep "
-              f"{mode.perf_seconds}` on the server while wrk loads the plaintext cell at 100 "
-              "connections, then `perf report --no-children --sort sym`. `[k]` is the kernel.\n")
+            w("`" + " ".join(perf_record_argv(mode.perf_seconds)) + "` on the server while "
+              "wrk loads the plaintext cell at 100 connections (PIDS: all its processes).\n")
+        if group.flame_graphs:
+            w("**Flame graphs**, one per stage, interactive (click to zoom, search with the "
+              "box; the page works offline): `cd` to the directory of `perf.data`, then `"
+              + " ".join(flame_graph_argv("FILE.html")).replace(str(REPO) + "/", "")
+              + "` (Debian's perf has the script; the template is d3-flame-graph's, which "
+              "`make deps` fetches with npm into `tests/bench/flamegraph/`).\n")
+            for s in group.servers:
+                if s.key in group.flame_graphs:
+                    w(f"* [{s.label}](bench/{group.flame_graphs[s.key]})")
+            w("")
+        elif ctx.get("flame_skipped"):
+            w(f"*No flame graphs: {ctx['flame_skipped']}*\n")
+        if group.profiles:
+            w("The flat profile of every server, from the same recording: `perf report "
+              "--no-children -g none --sort sym`. `[k]` is the kernel.\n")
             w("| server | kernel share | the top symbols (self time) |")
             w("|---|--:|---|")
             for s in group.servers:
@@ -1174,7 +1571,7 @@ def write_report(out_dir, ctx):
                         for s in group.servers},
             "wrk": group.wrk, "summary": summary, "failures": group.failures,
             "h2load": group.h2load, "syscalls": group.syscalls, "memory": group.memory,
-            "profiles": group.profiles,
+            "profiles": group.profiles, "flame_graphs": group.flame_graphs,
         })
 
     w("## Echo throughput: stages 1 and 2\n")
@@ -1210,12 +1607,12 @@ def write_report(out_dir, ctx):
 def shown(argv, ctx):
     """A command line as the report prints it: paths relative to the repository, the run's
     temporary directory as $RUN, ports as PORT."""
-    text = " ".join(map(str, argv)).replace(str(REPO) + "/", "")
+    text = shlex.join(map(str, argv)).replace(str(REPO) + "/", "")
     text = re.sub(re.escape(ctx["workdir"]) + r"/src/(stage\d-[\w-]+)/server", r"\1/server", text)
     text = text.replace(ctx["workdir"], "$RUN")
     text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
     text = re.sub(r"--port \d+", "--port PORT", text)
-    return re.sub(r"nginx-\d+/", "nginx-N/", text)
+    return re.sub(r"(nginx|h2o|lighttpd)-\d+/", r"\1-N/", text)
 
 
 def h2load_argv_example(group, mode):
@@ -1252,23 +1649,82 @@ def build(stage_dir, src_dir):
     return copy / "server", flags.read_text().strip() if flags.exists() else "?"
 
 
+def build_hyper():
+    """Builds the hyper peer with Debian's cargo and rustc, offline, from the crates Debian
+    packages; returns (its binary, "hyper X, tokio Y").
+
+    The sources are copied into BUILD_DIR/hyper with their times (so cargo sees no change)
+    and built there, with its own CARGO_HOME: the build is kept between runs, and the first,
+    about a minute, is the only one that compiles anything. hyper/.cargo/config.toml
+    replaces crates.io with /usr/share/cargo/registry. Debian's tools by their paths: a
+    rustup toolchain first on PATH would be another compiler.
+    """
+    cargo = Path("/usr/bin/cargo")
+    if not cargo.exists():
+        raise RuntimeError("Debian's cargo is not installed (`make deps` installs it)")
+    src = BUILD_DIR / "hyper"
+    shutil.copytree(HYPER_SRC, src, dirs_exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO", "RUSTUP"))}
+    env.update(PATH="/usr/bin:/bin", RUSTC="/usr/bin/rustc", CARGO_HOME=str(BUILD_DIR / "cargo"))
+    run([str(cargo), "build", "--release", "--offline", "--quiet"], cwd=src, env=env,
+        timeout=1200)
+    lock = (src / "Cargo.lock").read_text()
+    versions = [f"{name} {m.group(1)}" for name in ("hyper", "tokio") for m in [re.search(
+        rf'name = "{name}"\nversion = "([^"]+)"', lock)] if m]
+    return src / "target" / "release" / "hyper-peer", ", ".join(versions)
+
+
+def estimate_minutes(groups, mode, echo_stages):
+    """How long the run should take: the seconds of load it generates, and about 0.2 s more
+    per load generator run, 1 s per server start. Checked on a busy machine: a quick run
+    estimated at 2.5 minutes (with the 10,000 connection cell at 1 s) took 3.0, a smoke
+    run estimated at 1.1 took 1.0."""
+    seconds = 0
+    for group in groups:
+        live = [s for s in group.servers if not s.failure]
+        for name in mode.cells:
+            cell = CELLS[name]
+            n = sum(1 for s in live if not s.cannot(cell))
+            runs = mode.reps + (0 if cell.min_seconds else bool(mode.warmup))
+            seconds += n * (runs * 0.2 + (0 if cell.min_seconds else mode.warmup)
+                            + mode.reps * max(mode.seconds, cell.min_seconds))
+        n = len(live)
+        seconds += n * mode.h2load_reps * 2 * (mode.seconds + 0.2)  # wrk, then h2load
+        seconds += n * 2 * (1 + mode.strace_requests / 20000)  # strace: start, load
+        seconds += n * (1 + mode.idle_connections / 10000)  # memory: connections opened
+        seconds += sum(1 for s in live if s.kind == "stage" or mode.profile_references) \
+            * (mode.perf_seconds + 3)  # perf record, then report and flame graph
+    seconds += echo_stages * 2 * mode.echo_reps * (mode.echo_seconds + 0.2)
+    return seconds / 60
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a reduced run, about a minute")
+    parser.add_argument("--quick", action="store_true",
+                        help="a reduced run, a few minutes; output to tests/bench/quick/")
     parser.add_argument("--smoke", action="store_true",
-                        help="a second per cell, one stage; output to a temporary directory")
-    parser.add_argument("--out", help="write DIR/benchmarks.md and DIR/bench/ (default: docs/, "
-                        "or a temporary directory with --smoke)")
+                        help="a second per cell, stage 5 and the peers; output to a temporary "
+                        "directory")
+    parser.add_argument("--out", help="write DIR/benchmarks.md and DIR/bench/ (default: docs/; "
+                        "tests/bench/quick/ with --quick; a temporary directory with --smoke)")
     args = parser.parse_args()
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
 
-    missing = [t for t in ("wrk", "nginx", "h2load") if shutil.which(t) is None]
+    missing = [t for t in ("wrk", "nginx", "h2o", "lighttpd", "h2load") if shutil.which(t) is None]
     missing += [str(p) for p in (CEILING, ECHOLOAD) if not p.exists()]
     if missing:
         sys.exit(f"bench.py: missing {', '.join(missing)} (make deps; make -C tests/bench)")
-    out_dir = Path(args.out) if args.out else (
-        Path(tempfile.mkdtemp(prefix="bench-out-")) if args.smoke else REPO / "docs")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # Only a full run replaces the committed results in docs/.
+    if args.out:
+        out_dir = Path(args.out)
+    elif args.smoke:
+        out_dir = Path(tempfile.mkdtemp(prefix="bench-out-"))
+    elif args.quick:
+        out_dir = QUICK_OUT
+    else:
+        out_dir = REPO / "docs"
+    plots_dir = out_dir / "bench"
+    plots_dir.mkdir(parents=True, exist_ok=True)
 
     nofile = raise_nofile_limit()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -1277,12 +1733,13 @@ def main():
     log(f"bench: {mode.name} run, results to {out_dir}")
 
     # The stages: HTTP from stage 3 on, files from 4, threads from 5. The smoke run
-    # measures one stage, stage 4 (the first with files), or the newest there is.
+    # measures one stage, stage 5 (the first with threads, compared with every peer), or
+    # the newest there is.
     stages = find_stages()
     http = [(n, d) for n, d in stages if n >= 3]
     echo = [(n, d) for n, d in stages if n <= 2]
     if args.smoke:
-        pick = [x for x in http if x[0] == 4] or http[-1:]
+        pick = [x for x in http if x[0] == 5] or http[-1:]
         http, echo = pick, []
     workdir = Path(tempfile.mkdtemp(prefix="bench-run-"))
     (workdir / "src").mkdir()
@@ -1304,17 +1761,29 @@ def main():
     groups, unmeasured = [], []
     one = [stage_server(n, d, 1) for n, d in http if n < 5]
     two = [stage_server(n, d, 2) for n, d in http if n >= 5]
+    hyper_versions = None
     for threads, members in ((1, one), (2, two)):
         if all(m.failure for m in members):
             unmeasured += members  # no group without a stage to compare
-        else:
-            groups.append(Group(threads, [Server("ceiling", f"ceiling ({threads})", "ceiling",
-                                                 threads),
-                                          Server("nginx", f"nginx ({threads} worker"
-                                                 f"{'s' if threads > 1 else ''})", "nginx",
-                                                 threads)] + members))
+            continue
+        peers = [Server("nginx", f"nginx ({threads} worker{'s' if threads > 1 else ''})",
+                        "nginx", threads)]
+        if threads > 1:
+            hyper = Server("hyper", f"hyper ({threads} threads)", "hyper", threads)
+            log("bench: building the hyper peer (cargo, offline)")
+            try:
+                hyper.binary, hyper_versions = build_hyper()
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                hyper.failure = "did not build: " + " ".join(str(e).split())[-300:]
+                log(f"  hyper {hyper.failure}")
+            peers += [Server("h2o", f"h2o ({threads} threads)", "h2o", threads),
+                      Server("lighttpd", f"lighttpd ({threads} workers)", "lighttpd", threads),
+                      hyper]
+        groups.append(Group(threads, [Server("ceiling", f"ceiling ({threads})", "ceiling",
+                                             threads)] + peers + members))
 
     # Optional tools: without them, their section says why it is missing.
+    log(f"bench: about {estimate_minutes(groups, mode, len(echo)):.0f} minutes")
     ctx = {"mode": mode, "groups": groups, "unmeasured": unmeasured,
            "started": started.strftime("%Y-%m-%d %H:%M"),
            "gnuplot": shutil.which("gnuplot") is not None, "wrk_commands": {}}
@@ -1328,17 +1797,11 @@ def main():
         capture_output=True).returncode == 0
     if not perf_ok:
         ctx["perf_skipped"] = "perf is missing or not allowed here (perf_event_paranoid)"
-    renderer = shutil.which("flamegraph.pl") or (
-        "/usr/share/d3-flame-graph/d3-flamegraph-base.html"
-        if Path("/usr/share/d3-flame-graph/d3-flamegraph-base.html").exists() else None)
-    ctx["flame_message"] = (
-        "**No flame graphs:** Debian 12 packages no flame-graph renderer (`apt-cache search "
-        "flamegraph` finds none; perf's own `perf script report flamegraph` needs the "
-        "d3-flame-graph HTML template, packaged as libjs-d3-flame-graph by newer "
-        "releases only), and this benchmark does not write one."
-        if renderer is None else
-        f"A flame-graph renderer is installed ({renderer}), but this script does not use it "
-        "yet; the flat profile below comes from perf report.")
+    flame_graphs = perf_ok and FLAME_TEMPLATE.exists()
+    if perf_ok and not flame_graphs:
+        ctx["flame_skipped"] = (f"the d3-flame-graph template is missing ({FLAME_TEMPLATE}); "
+                                "`make deps` installs it with npm")
+    ctx["hyper_versions"] = hyper_versions
 
     ctx["workdir"] = str(workdir)
     ctx["build_flags"] = build_flags
@@ -1358,7 +1821,7 @@ def main():
             measure_memory(lab, group, mode, nofile)
             if perf_ok:
                 log("bench: perf profiles")
-                measure_profiles(lab, group, mode)
+                measure_profiles(lab, group, mode, plots_dir, flame_graphs)
         if echo:
             log("bench: echo throughput")
             ctx["echo_servers"] = [stage_server(n, d, 1) for n, d in echo]
@@ -1369,9 +1832,11 @@ def main():
                                    else "no echo stage present")
         for cell_name in mode.cells:
             fake = Running(None, None, None, "PORT", None)
-            ctx["wrk_commands"][cell_name] = wrk_argv(fake, CELLS[cell_name], mode.seconds,
+            cell = CELLS[cell_name]
+            ctx["wrk_commands"][cell_name] = wrk_argv(fake, cell,
+                                                      max(mode.seconds, cell.min_seconds),
                                                       groups[0].threads if groups else 1)
-        ctx["nginx_conf"] = lab.nginx_conf_text
+        ctx["peer_conf"] = lab.conf_text
         ctx["commands"] = lab.commands
         ctx["facts"] = machine_facts()
         ctx["nofile"] = nofile
