@@ -15,4 +15,8 @@ bool static_open_root(const char *root, char *err, size_t errlen);
 /* The handler of the static wildcard route: the file at x->path under the root, or 404. */
 void static_serve(struct exchange *x);
 
+/* Closes the small files this thread keeps open for the next request (see static.c), so
+ * that the next request of each opens its file again. For tests that count descriptors. */
+void static_forget_files(void);
+
 #endif

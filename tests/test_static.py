@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -482,6 +483,75 @@ def test_etag_changes_when_the_file_does(start_server, tmp_path):
         conn.send(request("GET", "/page.txt", f"If-None-Match: {old}"))
         new = conn.expect_response(200, body=b"version 2\n").header("ETag")
         conn.check(new != old, f"the ETag stayed {old} although the file changed")
+
+
+
+# A small file's descriptor is kept open for the next request for its name (static.c,
+# "Open files, kept"); these check that a client still sees every change.
+
+
+@pytest.mark.needs("http", "static")
+def test_a_kept_file_replaced_or_deleted_is_seen_at_once(start_server, tmp_path):
+    """A file replaced by a rename (how editors and deploy tools save) or deleted is
+    answered as it is now, on the very next request: the descriptor kept from the last
+    request names the old file, which has no links left."""
+    root = tmp_path / "root"
+    write_tree(root, {"page.txt": b"version 1\n", "next.txt": b"version 2, longer\n"})
+    server = start_server("--root", str(root))
+    with HttpConnection(server) as conn:
+        for _ in range(3):
+            conn.send(request("GET", "/page.txt"))
+            conn.expect_response(200, body=b"version 1\n")
+        os.rename(root / "next.txt", root / "page.txt")
+        conn.send(request("GET", "/page.txt"))
+        conn.expect_response(200, body=b"version 2, longer\n")
+        (root / "page.txt").unlink()
+        conn.send(request("GET", "/page.txt"))
+        conn.expect_response(404)
+
+
+@pytest.mark.needs("http", "static")
+def test_a_kept_file_written_in_place_is_served_whole(start_server, tmp_path):
+    """A file written in place, shorter and then longer, is served with its new length
+    and content on the next request (RFC 9112 section 6.3: the Content-Length must be the
+    body's), not with the size the server saw before."""
+    root = tmp_path / "root"
+    write_tree(root, {"page.txt": b"x" * 5000})
+    server = start_server("--root", str(root))
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/page.txt"))
+        conn.expect_response(200, body=b"x" * 5000)
+        for content in (b"short\n", b"y" * 9000, b"z" * 16384, b"w" * 16385):
+            with open(root / "page.txt", "r+b") as f:  # the same file, not a new one
+                f.truncate(0)
+                f.write(content)
+            conn.send(request("GET", "/page.txt"))
+            conn.expect_response(200, body=content)
+
+
+@pytest.mark.needs("http", "static")
+def test_a_link_pointed_elsewhere_is_followed_within_two_seconds(start_server, tmp_path):
+    """A kept descriptor cannot see its path change: a symbolic link pointed at another
+    file leaves the old file as it was. The server gives a kept file up after a second,
+    so the new target is served within two."""
+    root = tmp_path / "root"
+    write_tree(root, {"v1/app.js": b"one\n", "v2/app.js": b"two\n"})
+    (root / "current").symlink_to("v1")
+    server = start_server("--root", str(root))
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/current/app.js"))
+        conn.expect_response(200, body=b"one\n")
+        (root / "next").symlink_to("v2")
+        os.rename(root / "next", root / "current")
+        deadline = time.monotonic() + 2.0
+        while True:
+            conn.send(request("GET", "/current/app.js"))
+            body = conn.expect_response(200).body
+            if body == b"two\n":
+                break
+            conn.check(body == b"one\n", f"unexpected body {body!r}")
+            conn.check(time.monotonic() < deadline, "still the old target after 2 s")
+            time.sleep(0.1)
 
 
 # --- Ranges --------------------------------------------------------------------------------

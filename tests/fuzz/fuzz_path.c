@@ -21,7 +21,11 @@
  *          escaping link: refused) and applies static.c's rules (index.html, the redirect that
  *          adds a '/', 404 for what is not a regular file): the same status, the same file
  *          (by inode), the same Location;
- *        - exactly one response per request, and no descriptor left open;
+ *        - exactly one response per request, and no descriptor left open once static.c has
+ *          let go of the small files it keeps open (static_forget_files());
+ *        - the same answer again when the request is repeated, now from the kept file;
+ *        - a small file's body (read by static.c, not sent with sendfile()) is the file's
+ *          content, or the part of it that Content-Range names;
  *        - EAGAIN from openat2() is tried again: the first call of every request is answered
  *          EAGAIN by __wrap_syscall() itself, as the kernel does when a rename races a "..",
  *          and the answer must still agree with the model. A 503 is allowed only after the
@@ -321,9 +325,11 @@ long __wrap_syscall(long number, ...)
 static struct {
     int count, status;
     char headers[HTTP_MAX_TARGET_LEN + 64]; /* room for a Location with the longest target */
-    ino_t file;
+    ino_t file; /* a file handed to the connection (respond_file()), by inode; else 0 */
     off_t offset;
     size_t len, file_size;
+    char body[PATH_MAX + 1]; /* respond()'s body: the tree's files hold their own path */
+    size_t body_len;
 } response;
 
 static void record(int status, const char *extra_headers)
@@ -338,8 +344,12 @@ static void record(int status, const char *extra_headers)
 void respond(struct exchange *x, int status, const char *content_type, const char *extra_headers,
              const void *body, size_t body_len)
 {
-    (void)x, (void)content_type, (void)body, (void)body_len;
+    (void)x, (void)content_type;
     record(status, extra_headers);
+    check(body_len <= sizeof response.body, "a body larger than any file of the tree");
+    if (body_len > 0)
+        memcpy(response.body, body, body_len);
+    response.body_len = body_len;
 }
 
 void respond_status(struct exchange *x, int status, const char *extra_headers)
@@ -428,6 +438,69 @@ static int lowest_free_fd(void)
     return fd;
 }
 
+/* One request through static_serve(), checked against the model's answer (want, file;
+ * with extra fields, also 206, 304 or 416). False if the answer was a 503, which the model
+ * cannot foresee. */
+static bool serve_and_check(struct exchange *x, int want, int file, bool extra_fields)
+{
+    const struct http_request *req = x->req;
+    memset(&response, 0, sizeof response);
+    eagain_in_a_row = 0;
+    eagain_faked = false;
+    static_serve(x);
+    check(response.count == 1, "not exactly one response");
+    if (response.status == 503) {
+        /* Only when renames kept racing the lookup, try after try (rare, but not under a
+         * renaming load): the model cannot foresee that, and 503 serves nothing. */
+        check(eagain_in_a_row > 1, "503 without openat2() failing with EAGAIN, again and again");
+        return false;
+    }
+
+    if (response.status != want &&
+        !(want == 200 && extra_fields &&
+          (response.status == 206 || response.status == 304 || response.status == 416))) {
+        fprintf(stderr, "path \"%.*s\": status %d, the model says %d\n", (int)x->path.len,
+                x->path.ptr, response.status, want);
+        fail("static_serve() and the model disagree");
+    }
+    if ((response.status == 200 || response.status == 206) && response.file != 0) {
+        check(response.file == inodes[file], "another file was served");
+        if (response.status == 200)
+            check(response.offset == 0 && response.len == response.file_size, "not all of it");
+        else
+            check(response.len > 0 && (size_t)response.offset + response.len <= response.file_size,
+                  "a range not within the file");
+    } else if (response.status == 200 || response.status == 206) {
+        /* A small file, read into the response: its content is its path and a newline. */
+        char content[PATH_MAX + 1];
+        int size = snprintf(content, sizeof content, "%s\n", TREE[file].path);
+        unsigned long first = 0, last = (unsigned long)size - 1, total = (unsigned long)size;
+        if (response.status == 206) {
+            static const char NAME[] = "Content-Range: bytes ";
+            const char *range = strstr(response.headers, NAME);
+            check(range != NULL, "a 206 without a Content-Range");
+            char *end;
+            first = strtoul(range + sizeof NAME - 1, &end, 10);
+            check(*end == '-', "a Content-Range without its '-'");
+            last = strtoul(end + 1, &end, 10);
+            check(*end == '/', "a Content-Range without its '/'");
+            total = strtoul(end + 1, &end, 10);
+        }
+        check(total == (size_t)size && first <= last && last < total, "a range not within the file");
+        check(response.body_len == last - first + 1 &&
+                  memcmp(response.body, content + first, response.body_len) == 0,
+              "another file's bytes, or another part of the file, were served");
+    }
+    if (response.status == 301) {
+        char location[HTTP_MAX_TARGET_LEN + 32];
+        snprintf(location, sizeof location, "Location: %.*s/%s%.*s\r\n", (int)req->path.len,
+                 req->path.ptr, req->query.ptr != NULL ? "?" : "", (int)req->query.len,
+                 req->query.ptr != NULL ? req->query.ptr : "");
+        check(strcmp(response.headers, location) == 0, "another Location");
+    }
+    return true;
+}
+
 /* The request through the server's steps: parse, decode (as app.c's dispatch()), serve. */
 static void fuzz_serve(const uint8_t *target, size_t target_len, const uint8_t *fields,
                        size_t fields_len)
@@ -459,43 +532,17 @@ static void fuzz_serve(const uint8_t *target, size_t target_len, const uint8_t *
     size_t skip = leading_slashes(decoded, (size_t)len);
     opening = decoded + skip;
     opening_len = (size_t)len - skip;
-    memset(&response, 0, sizeof response);
 
+    /* First with nothing kept: the file is opened (and openat2() answers EAGAIN once); then
+     * again, from the file static.c kept open, if it did. */
     int fds_before = lowest_free_fd();
-    eagain_in_a_row = 0;
-    eagain_faked = false;
-    static_serve(&x);
+    static_forget_files();
+    for (int round = 0; round < 2; round++) {
+        if (!serve_and_check(&x, want, file, fields_len > 0))
+            break;
+    }
+    static_forget_files();
     check(lowest_free_fd() == fds_before, "a descriptor was left open");
-    check(response.count == 1, "not exactly one response");
-    if (response.status == 503) {
-        /* Only when renames kept racing the lookup, try after try (rare, but not under a
-         * renaming load): the model cannot foresee that, and 503 serves nothing. */
-        check(eagain_in_a_row > 1, "503 without openat2() failing with EAGAIN, again and again");
-        return;
-    }
-
-    if (response.status != want &&
-        !(want == 200 && fields_len > 0 &&
-          (response.status == 206 || response.status == 304 || response.status == 416))) {
-        fprintf(stderr, "path \"%.*s\": status %d, the model says %d\n", (int)len, decoded,
-                response.status, want);
-        fail("static_serve() and the model disagree");
-    }
-    if (response.status == 200 || response.status == 206) {
-        check(response.file == inodes[file], "another file was served");
-        if (response.status == 200)
-            check(response.offset == 0 && response.len == response.file_size, "not all of it");
-        else
-            check(response.len > 0 && (size_t)response.offset + response.len <= response.file_size,
-                  "a range not within the file");
-    }
-    if (response.status == 301) {
-        char location[HTTP_MAX_TARGET_LEN + 32];
-        snprintf(location, sizeof location, "Location: %.*s/%s%.*s\r\n", (int)req.path.len,
-                 req.path.ptr, req.query.ptr != NULL ? "?" : "", (int)req.query.len,
-                 req.query.ptr != NULL ? req.query.ptr : "");
-        check(strcmp(response.headers, location) == 0, "another Location");
-    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
