@@ -32,6 +32,13 @@ struct buffer_pool {
     size_t count;
 };
 
+/*
+ * Tells malloc to keep the memory of large buffers for the next ones, rather than return it
+ * to the kernel at each free (see buffer.c). Once, at start-up, before any thread; false if
+ * the C library refused.
+ */
+bool buffer_keep_large_blocks(void);
+
 /* An empty buffer of at least BUFFER_SIZE bytes; NULL if memory is exhausted. */
 struct buffer *buffer_take(struct buffer_pool *pool);
 

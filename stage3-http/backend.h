@@ -39,6 +39,7 @@ struct conn {
     enum conn_state state;
     bool peer_closed; /* the client will send nothing more */
     bool closing; /* close once the output has been sent */
+    bool client_done; /* ... and the client has said it sends nothing more: no lingering */
     bool broken; /* out of memory, or a protocol error: close at once */
     bool lingering; /* our side is shut down; receiving and discarding until the client's is */
     uint64_t deadline; /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */

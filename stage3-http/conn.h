@@ -26,6 +26,15 @@ void conn_send(struct conn *c, const void *data, size_t len);
 void conn_close(struct conn *c);
 
 /*
+ * For the protocol: as conn_close(), when the client has said that it sends nothing more
+ * (HTTP's "Connection: close", RFC 9112 section 9.6). Unless more bytes have come anyway,
+ * the socket is closed as soon as the output is out, without the lingering close that
+ * guards against a client still sending (conn.c): a shutdown(), a wait for the client's
+ * FIN and a read fewer per connection.
+ */
+void conn_close_no_linger(struct conn *c);
+
+/*
  * For the protocol: its state for this connection, protocol_session_size bytes kept in the
  * connection's slot (zeroed when the connection opens), so that no connection costs an
  * allocation of its own. The connection layer never looks inside.

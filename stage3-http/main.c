@@ -5,6 +5,7 @@
  * protocol it drives is now HTTP (http.c), with the strict zero-copy parser that stages 3
  * to 6 share (../shared/http_parse.c).
  */
+#include "buffer.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -40,6 +41,9 @@ int main(int argc, char **argv)
     http_set_timeouts((unsigned)idle_timeout, (unsigned)header_timeout);
 
     signals_ignore_sigpipe();
+    /* Request bodies of a megabyte, again and again: see buffer.c. */
+    if (!buffer_keep_large_blocks())
+        log_info("mallopt() refused: large buffers go back to the kernel after each use");
     int signal_fd = signals_stop_fd();
 
     char err[256];

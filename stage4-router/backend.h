@@ -41,6 +41,7 @@ struct conn {
     bool peer_closed; /* the client will send nothing more */
     bool eof_pending; /* ... while paused: protocol_on_eof() is still owed */
     bool closing; /* close once the output has been sent */
+    bool client_done; /* ... and the client has said it sends nothing more: no lingering */
     bool broken; /* out of memory, or a protocol error: close at once */
     bool lingering; /* our side is shut down; receiving and discarding until the client's is */
     bool paused; /* the protocol wants no input for now (conn_pause) */

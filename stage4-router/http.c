@@ -153,8 +153,12 @@ static size_t serve_request(struct conn *c, struct session *s, char *data, size_
     app_serve(&x);
 
     start_next_request(s);
-    if (!keep_alive) {
-        conn_close(c);
+    if (!req.keep_alive) {
+        /* The client said this was its last request (RFC 9112 section 9.6). */
+        conn_close_no_linger(c);
+        s->done = true;
+    } else if (!keep_alive) {
+        conn_close(c); /* we are stopping: the client may be sending its next request */
         s->done = true;
     } else if (x.file_queued) {
         /* The next pipelined answer must not overtake the file: wait until it is out. */

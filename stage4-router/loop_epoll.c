@@ -23,7 +23,10 @@
  *
  * Sending: bytes are written at once, as far as the socket buffer takes them, and EPOLLOUT
  * is watched only while some are left. A file goes after them with sendfile(), straight
- * from the page cache to the socket.
+ * from the page cache to the socket. The bytes before a file (the response's head) are
+ * sent with MSG_MORE, as if the socket were corked: the kernel holds them back for the
+ * file's first bytes, so that the head does not travel, and wake the client, alone. (nginx
+ * does the same with tcp_nopush, lighttpd with TCP_CORK.)
  */
 #include "backend.h"
 #include "log.h"
@@ -102,7 +105,8 @@ static bool epoll_send(struct conn *c)
 {
     struct buffer *b;
     while ((b = conn_outgoing(c)) != NULL) {
-        ssize_t n = write(c->fd, buffer_data(b), buffer_length(b));
+        int more = c->file_fd >= 0 ? MSG_MORE : 0; /* a file follows: wait for it */
+        ssize_t n = send(c->fd, buffer_data(b), buffer_length(b), more);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

@@ -5,6 +5,7 @@
  * (router.c) to a handler (handlers.c, static.c), with middleware around it (app.c).
  */
 #include "app.h"
+#include "buffer.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -87,6 +88,9 @@ int main(int argc, char **argv)
         die("%s", err);
 
     signals_ignore_sigpipe();
+    /* Request bodies of a megabyte, again and again: see buffer.c. */
+    if (!buffer_keep_large_blocks())
+        log_info("mallopt() refused: large buffers go back to the kernel after each use");
     int signal_fd = signals_stop_fd();
 
     int listen_fd = listener_open(host, port, LISTENER_NONBLOCK, err, sizeof err);

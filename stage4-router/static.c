@@ -507,6 +507,7 @@ static bool respond_with_file(struct exchange *x, int fd, const struct stat *st,
                               struct kept_file *kept, char *headers, size_t size, size_t len)
 {
     uint64_t file_size = (uint64_t)st->st_size, first = 0, count = file_size;
+    int status = 200;
     switch (choose_range(x, file_size, v->etag, v->last_modified, &first, &count)) {
     case RANGE_WHOLE:
         snprintf(headers + len, size - len, "Accept-Ranges: bytes\r\n");
@@ -516,6 +517,7 @@ static bool respond_with_file(struct exchange *x, int fd, const struct stat *st,
                  "Accept-Ranges: bytes\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64
                  "\r\n",
                  first, first + count - 1, file_size);
+        status = 206; /* also for a range that covers the whole file */
         break;
     case RANGE_UNSATISFIABLE:
         snprintf(headers, size, "Content-Range: bytes */%" PRIu64 "\r\n", file_size);
@@ -523,7 +525,6 @@ static bool respond_with_file(struct exchange *x, int fd, const struct stat *st,
         respond(x, 416, "text/plain", headers, BODY, sizeof BODY - 1);
         return false;
     }
-    int status = count == file_size ? 200 : 206;
     if (count <= SMALL_FILE_MAX) {
         respond_small(x, status, name, headers, fd, (off_t)first, count, kept);
         return false;

@@ -44,7 +44,9 @@
  * side is shut down first, and bytes are received and discarded until the client closes
  * or LINGER_MS passes (a "lingering close"). Closing at once would make the kernel answer
  * the client's next bytes with a reset, and a reset can destroy our last response in the
- * client's buffers before it reads it (RFC 9112 section 9.6).
+ * client's buffers before it reads it (RFC 9112 section 9.6). A client that has said its
+ * request was its last (conn_close_no_linger) and has sent nothing beyond it is closed at
+ * once: it sends no next bytes for a reset to answer.
  *
  * Threads: one loop per thread, each with its own listening socket, backend, slots and
  * buffers: nothing is shared, so nothing is locked on the way of a request. Other threads
@@ -236,6 +238,12 @@ void conn_close(struct conn *c)
     c->closing = true;
 }
 
+void conn_close_no_linger(struct conn *c)
+{
+    c->closing = true;
+    c->client_done = true;
+}
+
 void conn_pause(struct conn *c)
 {
     c->paused = true;
@@ -425,7 +433,8 @@ void conn_settle(struct conn *c)
         break;
     }
     if (c->closing && !conn_has_output(c) && !c->lingering) {
-        if (c->peer_closed) {
+        /* Bytes the protocol left unread (c->in) came after the client's last request. */
+        if (c->peer_closed || (c->client_done && c->in == NULL)) {
             conn_release(c);
             return;
         }

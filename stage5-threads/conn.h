@@ -38,6 +38,15 @@ void conn_send_file(struct conn *c, int fd, off_t offset, size_t len);
 void conn_close(struct conn *c);
 
 /*
+ * For the protocol: as conn_close(), when the client has said that it sends nothing more
+ * (HTTP's "Connection: close", RFC 9112 section 9.6). Unless more bytes have come anyway,
+ * the socket is closed as soon as the output is out, without the lingering close that
+ * guards against a client still sending (conn.c): a shutdown(), a wait for the client's
+ * FIN and a read fewer per connection.
+ */
+void conn_close_no_linger(struct conn *c);
+
+/*
  * For the protocol: deliver no more input until conn_resume(), because an answer is
  * still being produced and a pipelined request's answer must not overtake it. What
  * arrives meanwhile is held, up to a bound; past it the connection stops receiving, so a

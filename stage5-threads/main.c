@@ -17,6 +17,7 @@
  * for signals and tells the loops to stop.
  */
 #include "app.h"
+#include "buffer.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -197,6 +198,9 @@ int main(int argc, char **argv)
 
     /* Before any thread starts, so that every thread inherits the blocked signals. */
     signals_ignore_sigpipe();
+    /* Request bodies of a megabyte, again and again: see buffer.c. */
+    if (!buffer_keep_large_blocks())
+        log_info("mallopt() refused: large buffers go back to the kernel after each use");
     int signal_fd = signals_stop_fd();
     loop_done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop_done_fd < 0)

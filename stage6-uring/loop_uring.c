@@ -340,10 +340,13 @@ static bool send_is_quiet(const struct conn *c)
            c->file_fd < 0 && !c->closing && conn_wants_input(c);
 }
 
-static void send_output(struct conn *c, struct buffer *b)
+/* more: a large file follows, spliced: hold these bytes back for its first ones (MSG_MORE,
+ * as the epoll backend does before sendfile()), so that the head does not leave alone. */
+static void send_output(struct conn *c, struct buffer *b, bool more)
 {
     struct io_uring_sqe *sqe = get_sqe(c->loop);
-    io_uring_prep_send(sqe, c->fd, buffer_data(b), buffer_length(b), MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, buffer_data(b), buffer_length(b),
+                       MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     tag_op(sqe, OP_SEND, c);
     uring_of(c)->sending = true;
     if (send_is_quiet(c))
@@ -452,7 +455,7 @@ static bool uring_send(struct conn *c)
             return splice_into_pipe(c);
     }
     if (b != NULL)
-        send_output(c, b);
+        send_output(c, b, c->file_fd >= 0 && c->out == NULL);
     return true;
 }
 

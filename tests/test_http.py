@@ -463,6 +463,36 @@ def test_connection_close(server, option):
         conn.expect_close()
 
 
+def server_sockets(pid):
+    """How many sockets the server process holds (its listeners and connections)."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += fd.readlink().name.startswith("socket:")
+        except FileNotFoundError:
+            pass  # closed while we looked
+    return count
+
+
+@pytest.mark.needs("http")
+def test_connection_close_releases_the_socket_without_waiting_for_the_client(server):
+    """A client that said "Connection: close" sends nothing more (RFC 9112 section
+    9.6), so the server need not linger: once the answer is out it closes its socket
+    at once, while this client still holds its own open.  (A lingering close, which
+    the server keeps for clients that may still be sending, would hold the socket
+    until the client closed, or for 2 s.)"""
+    baseline = server_sockets(server.pid)
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/plaintext", "Connection: close"))
+        conn.expect_response(200, body=HELLO, headers={"Connection": "close"})
+        conn.expect_close()
+        deadline = time.monotonic() + scaled(1.0)
+        while server_sockets(server.pid) > baseline and time.monotonic() < deadline:
+            time.sleep(0.01)
+        conn.check(server_sockets(server.pid) == baseline,
+                   "the server still holds the connection's socket 1 s after its answer")
+
+
 @pytest.mark.needs("http")
 def test_pipelined_requests_are_answered_in_order(server):
     """16 requests in one send, GET, POST and HEAD mixed: 16 responses, in the order
