@@ -957,33 +957,6 @@ static ssize_t take_field_line(struct http_request_parser *p, const char *line, 
     return n;
 }
 
-/* The empty line that ends the head. */
-static ssize_t take_blank_line(struct http_request_parser *p, const char *line, const char *end)
-{
-    ssize_t n = parse_crlf(line, end);
-    if (n > 0)
-        p->flags |= HEAD_COMPLETE;
-    return n;
-}
-
-/* Parses the next line of the head, whatever it is. */
-static ssize_t take_line(struct http_request_parser *p, const char *line, const char *end,
-                         struct http_request *req)
-{
-    if (line == end)
-        return HTTP_NEED_MORE;
-    bool empty = *line == '\r' || *line == '\n'; /* a bare LF is caught by parse_crlf() */
-
-    if (!(p->flags & SEEN_REQUEST_LINE)) {
-        if (empty)
-            return skip_empty_line(p, line, end);
-        return take_request_line(p, line, end, req);
-    }
-    if (empty)
-        return take_blank_line(p, line, end);
-    return take_field_line(p, line, end, req);
-}
-
 /*
  * Searches buf[*scanned, end) for the end of a line that an earlier call left incomplete, and
  * records how far it looked, so that no byte is searched twice. Returns true once a LF, or a CR
@@ -1122,27 +1095,60 @@ ssize_t http_parse_request(struct http_request_parser *p, const char *buf, size_
     if (!worth_parsing(p, buf, len, end))
         return HTTP_NEED_MORE;
 
-    /* `line` mirrors p->line_start. Each line starts where the previous one ended, so this chain
-     * of additions sets the pace; kept in a register, it need not wait for memory. */
-    const char *line = buf + p->line_start;
-    while (!(p->flags & HEAD_COMPLETE)) {
-        ssize_t n = take_line(p, line, buf + end, req);
-        count_work(n > 0 ? (size_t)n : end - p->line_start);
-        if (n > 0) {
-            line += n;
-            p->line_start += (uint32_t)n;
-            continue;
-        }
-        if (n < 0 && line_can_be_judged(p, buf, len, end))
-            return n;
-        if (n == HTTP_NEED_MORE)
-            wait_for_more(&p->line_scanned, p->line_start, end);
-        return len > HTTP_MAX_HEAD_LEN ? -431 : HTTP_NEED_MORE;
+    /* Lines are parsed from `line`, and p->line_start catches up only when the call stops: each
+     * line starts where the previous one ended, so this chain of additions sets the pace, and
+     * kept in a register it need not wait for memory. Two loops, one before the request line and
+     * one after, so that a field line is told from the others by its first byte alone. */
+    const char *line = buf + p->line_start, *stop = buf + end;
+    ssize_t n;
+    if (p->flags & HEAD_COMPLETE) /* called again after the head was complete */
+        goto complete;
+    while (!(p->flags & SEEN_REQUEST_LINE)) {
+        if (line == stop)
+            goto incomplete;
+        if (*line == '\r' || *line == '\n') /* a bare LF is caught by parse_crlf() */
+            n = skip_empty_line(p, line, stop);
+        else
+            n = take_request_line(p, line, stop, req);
+        if (n <= 0)
+            goto stopped;
+        count_work((size_t)n);
+        line += n;
     }
+    for (;;) {
+        if (line == stop)
+            goto incomplete;
+        if (*line == '\r' || *line == '\n')
+            break;
+        n = take_field_line(p, line, stop, req);
+        if (n <= 0)
+            goto stopped;
+        count_work((size_t)n);
+        line += n;
+    }
+    /* The blank line that ends the head. */
+    n = parse_crlf(line, stop);
+    if (n <= 0)
+        goto stopped;
+    count_work((size_t)n);
+    p->line_start = (uint32_t)(line + n - buf);
+    p->flags |= HEAD_COMPLETE;
 
+complete:
     if (request_line_before)
         reparse_earlier_lines(buf, parsed_before, fields_before, req);
     return finish_head(p, req);
+
+incomplete:
+    n = HTTP_NEED_MORE;
+stopped:
+    p->line_start = (uint32_t)(line - buf);
+    count_work(end - p->line_start);
+    if (n < 0 && line_can_be_judged(p, buf, len, end))
+        return n;
+    if (n == HTTP_NEED_MORE)
+        wait_for_more(&p->line_scanned, p->line_start, end);
+    return len > HTTP_MAX_HEAD_LEN ? -431 : HTTP_NEED_MORE;
 }
 
 /* ---------------------------------------------------------------------------------------------
