@@ -1130,8 +1130,14 @@ static ssize_t finish_head(const struct http_request_parser *p, struct http_requ
 
     req->field_count = p->field_count;
     /* An absolute-form target has already set host to its authority (RFC 9112 3.2.2). */
-    if (req->host.ptr == NULL && (p->flags & SEEN_HOST))
-        req->host = req->fields[p->host_index].value;
+    if (req->host.ptr == NULL && (p->flags & SEEN_HOST)) {
+        /* Member by member: the value was just stored that way, and the CPU forwards a store to
+         * a load of the same size, where one 16-byte load of two 8-byte stores waits for them to
+         * reach the cache. Copied whole, this line took 6% of the short GET's time (perf). */
+        const struct http_field *host = &req->fields[p->host_index];
+        req->host.ptr = host->value.ptr;
+        req->host.len = host->value.len;
+    }
 
     if (p->flags & SEEN_TRANSFER_ENCODING)
         req->body_framing = HTTP_BODY_CHUNKED;
