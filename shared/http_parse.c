@@ -1020,11 +1020,13 @@ static ssize_t take_field_line(struct http_request_parser *p, const char *buf, c
     if (p->field_count == HTTP_MAX_FIELDS)
         return -431;
 
-    struct http_field *field = &req->fields[p->field_count];
-    ssize_t n = parse_field_line(line, end, field);
+    /* Parsed into a local, which the compiler keeps in registers for apply_field(). */
+    struct http_field field;
+    ssize_t n = parse_field_line(line, end, &field);
     if (n <= 0)
         return n;
-    ssize_t status = apply_field(p, field, buf);
+    req->fields[p->field_count] = field;
+    ssize_t status = apply_field(p, &field, buf);
     if (status < 0)
         return status;
     p->field_count++;
