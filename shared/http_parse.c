@@ -323,13 +323,9 @@ __attribute__((always_inline)) static inline unsigned value_stops(__m128i bytes)
     return (unsigned)_mm_movemask_epi8(stops);
 }
 
-/*
- * Whether each byte lies in [low, high], for 0 < low <= high < 0x80. SSE2 compares bytes only as
- * signed numbers, and only for "greater than", so the range is moved down to the bottom of the
- * signed bytes: adding 0x80 - low takes low to -128 and high to -128 + (high - low), and every
- * byte outside the range to a larger signed number (those below low wrap around to the top).
- * Then one comparison settles it: two instructions, where testing both ends took four and a copy.
- */
+/* Whether each byte lies in [low, high], for 0 < low <= high < 0x80, in two instructions (testing
+ * both ends took four and a copy). SSE2 compares only signed bytes: adding 0x80 - low takes the
+ * range to [-128, -128 + high - low], and every other byte above it (those below low wrap). */
 __attribute__((always_inline)) static inline __m128i in_range(__m128i bytes, char low, char high)
 {
     __m128i moved = _mm_add_epi8(bytes, _mm_set1_epi8((char)(0x80 - low)));
@@ -379,21 +375,6 @@ static const char *find_value_end(const char *s, const char *end)
     return s;
 }
 
-/* Returns the first byte in [s, end) that is not a token character, or end. */
-static const char *skip_field_name(const char *s, const char *end)
-{
-#ifdef __SSE2__
-    for (; end - s >= 16; s += 16) {
-        unsigned stops = name_stops(_mm_loadu_si128((const __m128i *)s));
-        if (stops != 0) {
-            s += __builtin_ctz(stops);
-            break; /* the colon, normally; or a rarer token character, for the byte loop */
-        }
-    }
-#endif
-    return skip_token(s, end);
-}
-
 /* Returns the first byte in [s, end) that cannot be in a request-target as it is, or end. For
  * "/plaintext" and its SP, 52 instructions, where the four-at-a-time loop alone took 69
  * (callgrind). */
@@ -417,19 +398,13 @@ static const char *skip_target_chars(const char *s, const char *end)
  * The request line (RFC 9112 3)
  */
 
-/*
- * method = token, then SP. Returns the method's length, and sets *method to HTTP_METHOD_GET when
- * it is GET, to -1 when the name is still to be looked up (method_from_name()): the lookup waits
- * until the version has been judged, whose error comes first.
- */
-static ssize_t parse_method(const char *line, const char *end, int *method)
+/* method = token, then SP. Returns the method's length. */
+static ssize_t parse_method(const char *line, const char *end)
 {
     /* Most requests are GETs: one 4-byte comparison settles those, where the byte loop below
-     * costs about 45 instructions (callgrind), and the lookup 7 more. */
-    *method = HTTP_METHOD_GET;
+     * costs about 45 instructions (callgrind). */
     if (end - line >= 4 && load32(line) == load32("GET "))
         return 3;
-    *method = -1;
 
     /* Look at most one byte past the limit: a token still going on there is too long. */
     size_t room = (size_t)(end - line);
@@ -492,47 +467,12 @@ static ssize_t scan_target(const char *target, const char *end, struct target_ma
 }
 
 /*
- * Host names are short, and often come last in the bytes received ("Host: localhost" CRLF CRLF
- * ends the buffer), where fewer than 16 bytes follow them. So with SSE2 their test takes the 16
- * bytes that END at the host name's end, and ignores those before it: the caller says that
- * [readable, end) may all be read, and a host name 16 bytes from the start of the head has that
- * room. Returns one bit per byte of the len bytes before end, set for a byte other than a letter,
- * a digit, '-' or '.'; the byte loop judges the rarer characters of a host name.
- */
-#ifdef __SSE2__
-__attribute__((always_inline)) static inline unsigned host_stops(const char *end, size_t len)
-{
-    __m128i bytes = _mm_loadu_si128((const __m128i *)(end - 16));
-    __m128i usual = _mm_or_si128(alnum_or_dash(bytes), _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
-    return (~(unsigned)_mm_movemask_epi8(usual) & 0xffff) >> (16 - len);
-}
-#endif
-
-/* Skips the characters of a host name in [s, end) (URI_HOST in uri_char[]). */
-static const char *skip_host_chars(const char *s, const char *end, const char *readable)
-{
-#ifdef __SSE2__
-    size_t len = (size_t)(end - s);
-    if (len <= 16 && end - readable >= 16) {
-        unsigned stops = host_stops(end, len);
-        if (stops == 0)
-            return end;
-        s += __builtin_ctz(stops);
-    }
-#else
-    (void)readable;
-#endif
-    return skip_uri_chars(s, end, URI_HOST);
-}
-
-/*
  * Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2). uri-host is a reg-name (which an
  * IPv4 address also is, syntactically) or an IP-literal: here an IPv6 address in brackets (hex
  * digits, ':' and '.'); the rare IPvFuture and zone identifiers are refused. Empty is valid (RFC
- * 9112 3.2: the target had no authority); a port without a host is not. The bytes from `readable`
- * to the host's end may all be read (see skip_host_chars()).
+ * 9112 3.2: the target had no authority); a port without a host is not.
  */
-static bool is_valid_host_slow(const char *s, size_t len, const char *readable)
+static bool is_valid_host_slow(const char *s, size_t len)
 {
     const char *host = s, *end = s + len;
 
@@ -545,7 +485,7 @@ static bool is_valid_host_slow(const char *s, size_t len, const char *readable)
         s++;
     } else {
         for (;;) {
-            s = skip_host_chars(s, end, readable);
+            s = skip_uri_chars(s, end, URI_HOST);
             if (s == end || *s != '%')
                 break;
             if (end - s < 3 || hex_value(s[1]) < 0 || hex_value(s[2]) < 0)
@@ -564,16 +504,29 @@ static bool is_valid_host_slow(const char *s, size_t len, const char *readable)
     return true;
 }
 
-/* The usual host name, letters, digits, '-' and '.' in 16 bytes or fewer, is judged here, inline;
- * others by is_valid_host_slow(). For "localhost", 11 instructions instead of 47 (callgrind). */
+/*
+ * The usual host name, letters, digits, '-' and '.' in 16 bytes or fewer, is judged here, inline,
+ * and the others by is_valid_host_slow(). Host names often come last in the bytes received
+ * ("Host: localhost" CRLF CRLF), with fewer than 16 bytes after them, so the SSE2 test takes the
+ * 16 bytes that END with the host name, and ignores those before it: the caller says that
+ * [readable, s + len) may all be read. For "localhost", 11 instructions instead of 62 (callgrind).
+ */
 __attribute__((always_inline)) static inline bool is_valid_host(const char *s, size_t len,
                                                                 const char *readable)
 {
 #ifdef __SSE2__
-    if (len <= 16 && s + len - readable >= 16 && host_stops(s + len, len) == 0)
-        return true;
+    if (len <= 16 && s + len - readable >= 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(s + len - 16));
+        __m128i usual =
+            _mm_or_si128(alnum_or_dash(bytes), _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
+        /* One bit per byte, those of the host name in the low len bits. */
+        if ((~(unsigned)_mm_movemask_epi8(usual) & 0xffff) >> (16 - len) == 0)
+            return true;
+    }
+#else
+    (void)readable;
 #endif
-    return is_valid_host_slow(s, len, readable);
+    return is_valid_host_slow(s, len);
 }
 
 /* "http://" or "https://", whose length it returns, or 0. Schemes are case-insensitive. */
@@ -725,10 +678,10 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
 {
     const char *s = line;
     struct target_marks marks;
-    int method, major, minor;
+    int major, minor;
     ssize_t n;
 
-    if ((n = parse_method(s, end, &method)) <= 0)
+    if ((n = parse_method(s, end)) <= 0)
         return n;
     req->method_name = make_slice(s, (size_t)n);
     s += n + 1; /* and the SP */
@@ -747,7 +700,8 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
     /* The line is well-formed; now, can we serve it? The version first, then the method. */
     if (major != 1 || minor > 1)
         return -505;
-    if (method < 0 && (method = method_from_name(req->method_name)) < 0)
+    int method = method_from_name(req->method_name);
+    if (method < 0)
         return -501;
     req->method = (enum http_method)method;
     req->minor_version = minor;
@@ -756,13 +710,12 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
 
 /*
  * The commonest request line: "GET ", an origin-form target of at most 15 of the characters that
- * target_stops() passes, " HTTP/1.1" CRLF. One 16-byte test of the target and three comparisons
- * recognise it, and it is parsed here, inline, with the same results as parse_request_line();
- * any other line returns 0 and goes there. For "GET /plaintext HTTP/1.1" about 55 instructions,
- * where the general path, a function with many registers to save and a branch per element, took
- * 140: the whole short GET of tests/bench/parser went from 483 to 399 (callgrind), and from 1.13x
- * to 1.29x picohttpparser's rate. Without SSE2 every line takes the general path: the unit test
- * (test_short_get_path) and tests/fuzz/fuzz_scan_paths check that both give the same answers.
+ * target_stops() passes, " HTTP/1.1" CRLF, recognised by one 16-byte test and three comparisons
+ * and parsed here, inline, as parse_request_line() would; any other line returns 0 and goes there.
+ * About 55 instructions for "GET /plaintext HTTP/1.1", where that function, with many registers
+ * to save and a branch per element, takes 140: the short GET of tests/bench/parser went from 483
+ * to 399 (callgrind), from 1.13x to 1.29x picohttpparser's rate. Without SSE2 every line takes the
+ * general path: test_short_get_path (tests/unit) and fuzz_scan_paths check that both agree.
  */
 __attribute__((always_inline)) static inline ssize_t
 parse_short_get(const char *line, const char *end, struct http_request *req)
@@ -808,8 +761,8 @@ parse_short_get(const char *line, const char *end, struct http_request *req)
  * line waits for; checking the name afterwards, while those few bytes are at hand, lets the CPU
  * do both at once, where searching for the value's end only after the name's end would make each
  * line wait for two searches in a row. With SSE2 both searches start from one load of the line's
- * first 16 bytes, which nearly always hold the name and its colon: for "Host: localhost" that
- * takes "Host: localhost" from 108 instructions to 96 (callgrind).
+ * first 16 bytes, which nearly always hold the name and its colon: "Host: localhost" took 96
+ * instructions instead of 108 when this came in (callgrind).
  */
 __attribute__((always_inline)) static inline ssize_t
 parse_field_line(const char *line, const char *end, struct http_field *field)
@@ -831,8 +784,9 @@ parse_field_line(const char *line, const char *end, struct http_field *field)
     if (n <= 0)
         return n;
 
-    /* The colon, normally; past a rarer token character, the search goes on. */
-    const char *colon = *name_end == ':' ? name_end : skip_field_name(name_end, line_end);
+    /* The colon, normally; past a rarer token character, or 16 of the usual ones, the byte loop
+     * goes on. */
+    const char *colon = *name_end == ':' ? name_end : skip_token(name_end, line_end);
     if (colon == line_end || *colon != ':' || colon == line)
         return -400;
     field->name = make_slice(line, (size_t)(colon - line));
@@ -1192,9 +1146,8 @@ static ssize_t finish_head(const struct http_request_parser *p, struct http_requ
     req->field_count = p->field_count;
     /* An absolute-form target has already set host to its authority (RFC 9112 3.2.2). */
     if (req->host.ptr == NULL && (p->flags & SEEN_HOST)) {
-        /* Member by member: the value was just stored that way, and the CPU forwards a store to
-         * a load of the same size, where one 16-byte load of two 8-byte stores waits for them to
-         * reach the cache. Copied whole, this line took 6% of the short GET's time (perf). */
+        /* Member by member, as they were stored: a 16-byte load of two 8-byte stores waits for
+         * them to reach the cache. Copied whole, this took 6% of the short GET's time (perf). */
         const struct http_field *host = &req->fields[p->host_index];
         req->host.ptr = host->value.ptr;
         req->host.len = host->value.len;
@@ -1236,10 +1189,9 @@ ssize_t http_parse_request(struct http_request_parser *p, const char *buf, size_
     if (!worth_parsing(p, buf, len, end))
         return HTTP_NEED_MORE;
 
-    /* Lines are parsed from `line`, and p->line_start catches up only when the call stops: each
-     * line starts where the previous one ended, so this chain of additions sets the pace, and
-     * kept in a register it need not wait for memory. Two loops, one before the request line and
-     * one after, so that a field line is told from the others by its first byte alone. */
+    /* Lines are parsed from `line`, kept in a register, and p->line_start catches up when the
+     * call stops. After the request line, a field line is told from the blank line by its first
+     * byte alone. */
     const char *line = buf + p->line_start, *stop = buf + end;
     ssize_t n;
     if (p->flags & HEAD_COMPLETE) /* called again after the head was complete */
