@@ -466,13 +466,42 @@ static ssize_t scan_target(const char *target, const char *end, struct target_ma
     return room > HTTP_MAX_TARGET_LEN ? -414 : HTTP_NEED_MORE;
 }
 
+/* Host names are short, and often end the bytes received ("Host: localhost" CRLF CRLF), so their
+ * test takes the 16 bytes that END with them: [readable, end) may all be read. One bit per byte of
+ * the len bytes before end, set for other than a letter, a digit, '-' or '.' (rarer in hosts). */
+#ifdef __SSE2__
+__attribute__((always_inline)) static inline unsigned host_stops(const char *end, size_t len)
+{
+    __m128i bytes = _mm_loadu_si128((const __m128i *)(end - 16));
+    __m128i usual = _mm_or_si128(alnum_or_dash(bytes), _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
+    return (~(unsigned)_mm_movemask_epi8(usual) & 0xffff) >> (16 - len);
+}
+#endif
+
+/* Skips the characters of a host name in [s, end) (URI_HOST in uri_char[]). */
+static const char *skip_host_chars(const char *s, const char *end, const char *readable)
+{
+#ifdef __SSE2__
+    size_t len = (size_t)(end - s);
+    if (len <= 16 && end - readable >= 16) {
+        unsigned stops = host_stops(end, len);
+        if (stops == 0)
+            return end;
+        s += __builtin_ctz(stops);
+    }
+#else
+    (void)readable;
+#endif
+    return skip_uri_chars(s, end, URI_HOST);
+}
+
 /*
  * Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2). uri-host is a reg-name (which an
  * IPv4 address also is, syntactically) or an IP-literal: here an IPv6 address in brackets (hex
  * digits, ':' and '.'); the rare IPvFuture and zone identifiers are refused. Empty is valid (RFC
- * 9112 3.2: the target had no authority); a port without a host is not.
- */
-static bool is_valid_host_slow(const char *s, size_t len)
+ * 9112 3.2: the target had no authority); a port without a host is not. [readable, s + len) may
+ * all be read. */
+static bool is_valid_host_slow(const char *s, size_t len, const char *readable)
 {
     const char *host = s, *end = s + len;
 
@@ -485,7 +514,7 @@ static bool is_valid_host_slow(const char *s, size_t len)
         s++;
     } else {
         for (;;) {
-            s = skip_uri_chars(s, end, URI_HOST);
+            s = skip_host_chars(s, end, readable);
             if (s == end || *s != '%')
                 break;
             if (end - s < 3 || hex_value(s[1]) < 0 || hex_value(s[2]) < 0)
@@ -504,29 +533,16 @@ static bool is_valid_host_slow(const char *s, size_t len)
     return true;
 }
 
-/*
- * The usual host name, letters, digits, '-' and '.' in 16 bytes or fewer, is judged here, inline,
- * and the others by is_valid_host_slow(). Host names often come last in the bytes received
- * ("Host: localhost" CRLF CRLF), with fewer than 16 bytes after them, so the SSE2 test takes the
- * 16 bytes that END with the host name, and ignores those before it: the caller says that
- * [readable, s + len) may all be read. For "localhost", 11 instructions instead of 62 (callgrind).
- */
+/* A host name of up to 16 letters, digits, '-' and '.' is judged here, inline, others by
+ * is_valid_host_slow(). For "localhost", 11 instructions instead of 62 (callgrind). */
 __attribute__((always_inline)) static inline bool is_valid_host(const char *s, size_t len,
                                                                 const char *readable)
 {
 #ifdef __SSE2__
-    if (len <= 16 && s + len - readable >= 16) {
-        __m128i bytes = _mm_loadu_si128((const __m128i *)(s + len - 16));
-        __m128i usual =
-            _mm_or_si128(alnum_or_dash(bytes), _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
-        /* One bit per byte, those of the host name in the low len bits. */
-        if ((~(unsigned)_mm_movemask_epi8(usual) & 0xffff) >> (16 - len) == 0)
-            return true;
-    }
-#else
-    (void)readable;
+    if (len <= 16 && s + len - readable >= 16 && host_stops(s + len, len) == 0)
+        return true;
 #endif
-    return is_valid_host_slow(s, len);
+    return is_valid_host_slow(s, len, readable);
 }
 
 /* "http://" or "https://", whose length it returns, or 0. Schemes are case-insensitive. */
@@ -709,13 +725,11 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
 }
 
 /*
- * The commonest request line: "GET ", an origin-form target of at most 15 of the characters that
- * target_stops() passes, " HTTP/1.1" CRLF, recognised by one 16-byte test and three comparisons
- * and parsed here, inline, as parse_request_line() would; any other line returns 0 and goes there.
- * About 55 instructions for "GET /plaintext HTTP/1.1", where that function, with many registers
- * to save and a branch per element, takes 140: the short GET of tests/bench/parser went from 483
- * to 399 (callgrind), from 1.13x to 1.29x picohttpparser's rate. Without SSE2 every line takes the
- * general path: test_short_get_path (tests/unit) and fuzz_scan_paths check that both agree.
+ * The commonest request line, "GET ", an origin-form target of up to 15 characters that
+ * target_stops() passes, " HTTP/1.1" CRLF: parsed here, inline, as parse_request_line() would, in
+ * about 55 instructions where that takes 140 (callgrind; the short GET of tests/bench/parser went
+ * from 483 to 399, from 1.13x to 1.29x picohttpparser). Other lines return 0 and go there, as all
+ * do without SSE2: test_short_get_path (tests/unit) and fuzz_scan_paths check that both agree.
  */
 __attribute__((always_inline)) static inline ssize_t
 parse_short_get(const char *line, const char *end, struct http_request *req)
@@ -736,7 +750,9 @@ parse_short_get(const char *line, const char *end, struct http_request *req)
     req->method = HTTP_METHOD_GET;
     req->method_name = make_slice(line, 3);
     req->target = make_slice(target, target_len);
-    req->path = req->target; /* no '?': not a character target_stops() passes */
+    /* No '?' (target_stops() stops it). Not copied from req->target: a 16-byte load of two 8-byte
+     * stores just made waits for them to reach the cache (perf put 24% of the time there). */
+    req->path = make_slice(target, target_len);
     req->query = make_slice(NULL, 0);
     req->host = make_slice(NULL, 0); /* set by the Host field, when the head is complete */
     req->minor_version = 1;
@@ -784,16 +800,15 @@ parse_field_line(const char *line, const char *end, struct http_field *field)
     if (n <= 0)
         return n;
 
-    /* The colon, normally; past a rarer token character, or 16 of the usual ones, the byte loop
-     * goes on. */
+    /* The colon, normally; after a rarer token character or 16 usual ones, the byte loop goes on.
+     */
     const char *colon = *name_end == ':' ? name_end : skip_token(name_end, line_end);
     if (colon == line_end || *colon != ':' || colon == line)
         return -400;
     field->name = make_slice(line, (size_t)(colon - line));
 
-    /* OWS around the value: nearly always one SP before it and none after. The line ends with a
-     * CR, which stops the search for the value's start. Before the CR, SP and HTAB are the only
-     * bytes up to 0x20 (find_value_end() stopped at any other), so one comparison tells OWS. */
+    /* OWS around the value: usually one SP before, none after. The CR ends the first loop; before
+     * it, SP and HTAB are the only bytes up to 0x20 (find_value_end() stopped at any other). */
     const char *value = colon + 1, *value_end = line_end;
     if (*value == ' ')
         value++;
@@ -1189,9 +1204,8 @@ ssize_t http_parse_request(struct http_request_parser *p, const char *buf, size_
     if (!worth_parsing(p, buf, len, end))
         return HTTP_NEED_MORE;
 
-    /* Lines are parsed from `line`, kept in a register, and p->line_start catches up when the
-     * call stops. After the request line, a field line is told from the blank line by its first
-     * byte alone. */
+    /* `line` stays in a register; p->line_start catches up when the call stops. After the request
+     * line, a field line is told from the blank line by its first byte alone. */
     const char *line = buf + p->line_start, *stop = buf + end;
     ssize_t n;
     if (p->flags & HEAD_COMPLETE) /* called again after the head was complete */
