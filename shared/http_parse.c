@@ -187,6 +187,13 @@ static bool slice_is(struct http_slice s, const char *text)
     return s.len == strlen(text) && memcmp(s.ptr, text, s.len) == 0;
 }
 
+static uint16_t load16(const char *s)
+{
+    uint16_t word;
+    memcpy(&word, s, sizeof word); /* one unaligned load, wherever s points */
+    return word;
+}
+
 static uint32_t load32(const char *s)
 {
     uint32_t word;
@@ -284,6 +291,8 @@ static const char *skip_token(const char *s, const char *end)
  */
 static ssize_t parse_crlf(const char *s, const char *end)
 {
+    if (end - s >= 2 && load16(s) == load16("\r\n")) /* the usual case, in one comparison */
+        return 2;
     if (s == end)
         return HTTP_NEED_MORE;
     if (*s != '\r')
@@ -301,7 +310,7 @@ static ssize_t parse_crlf(const char *s, const char *end)
  */
 #ifdef __SSE2__
 /* Bytes that cannot be in a field value: control characters but HTAB. */
-static unsigned value_stops(__m128i bytes)
+__attribute__((always_inline)) static inline unsigned value_stops(__m128i bytes)
 {
     const __m128i last_ctl = _mm_set1_epi8(0x1f), tab = _mm_set1_epi8('\t'),
                   del = _mm_set1_epi8(0x7f);
@@ -314,33 +323,34 @@ static unsigned value_stops(__m128i bytes)
     return (unsigned)_mm_movemask_epi8(stops);
 }
 
-/* Bytes other than letters, digits and '-', of which nearly every field name is made. */
-static unsigned name_stops(__m128i bytes)
+/* Whether each byte lies in [low, high], for 0 < low <= high < 0x80, in two instructions (testing
+ * both ends took four and a copy). SSE2 compares only signed bytes: adding 0x80 - low takes the
+ * range to [-128, -128 + high - low], and every other byte above it (those below low wrap). */
+__attribute__((always_inline)) static inline __m128i in_range(__m128i bytes, char low, char high)
 {
-    /* Setting bit 0x20 turns an upper-case letter into lower case, and no other byte into one.
-     * The signed comparisons are right here: bytes over 0x7f count as negative, so as "other". */
-    __m128i lower = _mm_or_si128(bytes, _mm_set1_epi8(0x20));
-    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(lower, _mm_set1_epi8('a' - 1)),
-                                   _mm_cmplt_epi8(lower, _mm_set1_epi8('z' + 1)));
-    __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8('0' - 1)),
-                                  _mm_cmplt_epi8(bytes, _mm_set1_epi8('9' + 1)));
-    __m128i dash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-'));
-    __m128i usual = _mm_or_si128(_mm_or_si128(letter, digit), dash);
-    return ~(unsigned)_mm_movemask_epi8(usual) & 0xffff;
+    __m128i moved = _mm_add_epi8(bytes, _mm_set1_epi8((char)(0x80 - low)));
+    return _mm_cmplt_epi8(moved, _mm_set1_epi8((char)(-128 + (high - low) + 1)));
 }
 
-/* Whether each byte lies in [low, high], for low > 0 and high < 0x80 (signed comparisons, so
- * bytes over 0x7f, negative, are outside). */
-static __m128i in_range(__m128i bytes, char low, char high)
+/* Letters, digits and '-', of which nearly every field name and host name is made. */
+__attribute__((always_inline)) static inline __m128i alnum_or_dash(__m128i bytes)
 {
-    return _mm_and_si128(_mm_cmpgt_epi8(bytes, _mm_set1_epi8((char)(low - 1))),
-                         _mm_cmplt_epi8(bytes, _mm_set1_epi8((char)(high + 1))));
+    /* Setting bit 0x20 turns an upper-case letter into lower case, and no other byte into one. */
+    __m128i letter = in_range(_mm_or_si128(bytes, _mm_set1_epi8(0x20)), 'a', 'z');
+    __m128i dash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8('-'));
+    return _mm_or_si128(_mm_or_si128(letter, in_range(bytes, '0', '9')), dash);
+}
+
+/* Bytes other than letters, digits and '-': the colon, or a rarer character of a name. */
+__attribute__((always_inline)) static inline unsigned name_stops(__m128i bytes)
+{
+    return ~(unsigned)_mm_movemask_epi8(alnum_or_dash(bytes)) & 0xffff;
 }
 
 /* Bytes other than those that make up nearly every request-target: the three runs of uri_char[]
  * from '&' to ';' (with '-', '.', '/' and the digits), from '@' to 'Z', and the lower-case
  * letters; and '=' and '_'. */
-static unsigned target_stops(__m128i bytes)
+__attribute__((always_inline)) static inline unsigned target_stops(__m128i bytes)
 {
     __m128i usual = _mm_or_si128(_mm_or_si128(in_range(bytes, '&', ';'), in_range(bytes, '@', 'Z')),
                                  in_range(bytes, 'a', 'z'));
@@ -363,21 +373,6 @@ static const char *find_value_end(const char *s, const char *end)
     while (s < end && is_value_char(*s))
         s++;
     return s;
-}
-
-/* Returns the first byte in [s, end) that is not a token character, or end. */
-static const char *skip_field_name(const char *s, const char *end)
-{
-#ifdef __SSE2__
-    for (; end - s >= 16; s += 16) {
-        unsigned stops = name_stops(_mm_loadu_si128((const __m128i *)s));
-        if (stops != 0) {
-            s += __builtin_ctz(stops);
-            break; /* the colon, normally; or a rarer token character, for the byte loop */
-        }
-    }
-#endif
-    return skip_token(s, end);
 }
 
 /* Returns the first byte in [s, end) that cannot be in a request-target as it is, or end. For
@@ -471,13 +466,42 @@ static ssize_t scan_target(const char *target, const char *end, struct target_ma
     return room > HTTP_MAX_TARGET_LEN ? -414 : HTTP_NEED_MORE;
 }
 
+/* Host names are short, and often end the bytes received ("Host: localhost" CRLF CRLF), so their
+ * test takes the 16 bytes that END with them: [readable, end) may all be read. One bit per byte of
+ * the len bytes before end, set for other than a letter, a digit, '-' or '.' (rarer in hosts). */
+#ifdef __SSE2__
+__attribute__((always_inline)) static inline unsigned host_stops(const char *end, size_t len)
+{
+    __m128i bytes = _mm_loadu_si128((const __m128i *)(end - 16));
+    __m128i usual = _mm_or_si128(alnum_or_dash(bytes), _mm_cmpeq_epi8(bytes, _mm_set1_epi8('.')));
+    return (~(unsigned)_mm_movemask_epi8(usual) & 0xffff) >> (16 - len);
+}
+#endif
+
+/* Skips the characters of a host name in [s, end) (URI_HOST in uri_char[]). */
+static const char *skip_host_chars(const char *s, const char *end, const char *readable)
+{
+#ifdef __SSE2__
+    size_t len = (size_t)(end - s);
+    if (len <= 16 && end - readable >= 16) {
+        unsigned stops = host_stops(end, len);
+        if (stops == 0)
+            return end;
+        s += __builtin_ctz(stops);
+    }
+#else
+    (void)readable;
+#endif
+    return skip_uri_chars(s, end, URI_HOST);
+}
+
 /*
  * Host = uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2). uri-host is a reg-name (which an
  * IPv4 address also is, syntactically) or an IP-literal: here an IPv6 address in brackets (hex
  * digits, ':' and '.'); the rare IPvFuture and zone identifiers are refused. Empty is valid (RFC
- * 9112 3.2: the target had no authority); a port without a host is not.
- */
-static bool is_valid_host(const char *s, size_t len)
+ * 9112 3.2: the target had no authority); a port without a host is not. [readable, s + len) may
+ * all be read. */
+static bool is_valid_host_slow(const char *s, size_t len, const char *readable)
 {
     const char *host = s, *end = s + len;
 
@@ -490,7 +514,7 @@ static bool is_valid_host(const char *s, size_t len)
         s++;
     } else {
         for (;;) {
-            s = skip_uri_chars(s, end, URI_HOST);
+            s = skip_host_chars(s, end, readable);
             if (s == end || *s != '%')
                 break;
             if (end - s < 3 || hex_value(s[1]) < 0 || hex_value(s[2]) < 0)
@@ -507,6 +531,18 @@ static bool is_valid_host(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+/* A host name of up to 16 letters, digits, '-' and '.' is judged here, inline, others by
+ * is_valid_host_slow(). For "localhost", 11 instructions instead of 62 (callgrind). */
+__attribute__((always_inline)) static inline bool is_valid_host(const char *s, size_t len,
+                                                                const char *readable)
+{
+#ifdef __SSE2__
+    if (len <= 16 && s + len - readable >= 16 && host_stops(s + len, len) == 0)
+        return true;
+#endif
+    return is_valid_host_slow(s, len, readable);
 }
 
 /* "http://" or "https://", whose length it returns, or 0. Schemes are case-insensitive. */
@@ -537,7 +573,7 @@ static ssize_t split_absolute_form(struct http_request *req, const char *path_en
     const char *slash = memchr(authority, '/', (size_t)(path_end - authority));
     const char *authority_end = slash != NULL ? slash : path_end;
     size_t authority_len = (size_t)(authority_end - authority);
-    if (authority_len == 0 || !is_valid_host(authority, authority_len))
+    if (authority_len == 0 || !is_valid_host(authority, authority_len, req->method_name.ptr))
         return -400;
 
     /* Brackets are fine in the authority, checked above, but nowhere after it. */
@@ -587,7 +623,7 @@ static ssize_t split_target(struct http_request *req, const struct target_marks 
     }
     if (slice_is(req->method_name, "CONNECT")) { /* authority-form (it will get 501) */
         req->path = make_slice(target, 0);
-        return is_valid_host(target, req->target.len) ? 0 : -400;
+        return is_valid_host(target, req->target.len, req->method_name.ptr) ? 0 : -400;
     }
     return split_absolute_form(req, path_end, marks);
 }
@@ -688,6 +724,45 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
     return s - line;
 }
 
+/*
+ * The commonest request line, "GET ", an origin-form target of up to 15 characters that
+ * target_stops() passes, " HTTP/1.1" CRLF: parsed here, inline, as parse_request_line() would, in
+ * about 55 instructions where that takes 140 (callgrind; the short GET of tests/bench/parser went
+ * from 483 to 399, from 1.13x to 1.29x picohttpparser). Other lines return 0 and go there, as all
+ * do without SSE2: test_short_get_path (tests/unit) and fuzz_scan_paths check that both agree.
+ */
+__attribute__((always_inline)) static inline ssize_t
+parse_short_get(const char *line, const char *end, struct http_request *req)
+{
+#ifdef __SSE2__
+    const char *target = line + 4;
+    if (end - target < 16 || load32(line) != load32("GET "))
+        return 0;
+    unsigned stops = target_stops(_mm_loadu_si128((const __m128i *)target));
+    if (stops == 0)
+        return 0;
+    size_t target_len = (size_t)__builtin_ctz(stops); /* the usual characters end here */
+    const char *version = target + target_len + 1;
+    if (target[0] != '/' || target[target_len] != ' ' || end - version < 10 ||
+        load64(version) != load64("HTTP/1.1") || load16(version + 8) != load16("\r\n"))
+        return 0;
+
+    req->method = HTTP_METHOD_GET;
+    req->method_name = make_slice(line, 3);
+    req->target = make_slice(target, target_len);
+    /* No '?' (target_stops() stops it). Not copied from req->target: a 16-byte load of two 8-byte
+     * stores just made waits for them to reach the cache (perf put 24% of the time there). */
+    req->path = make_slice(target, target_len);
+    req->query = make_slice(NULL, 0);
+    req->host = make_slice(NULL, 0); /* set by the Host field, when the head is complete */
+    req->minor_version = 1;
+    return version + 10 - line;
+#else
+    (void)line, (void)end, (void)req;
+    return 0;
+#endif
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Field lines (RFC 9112 5)
  */
@@ -701,23 +776,45 @@ static ssize_t parse_request_line(const char *line, const char *end, struct http
  * name and colon included, must be a byte allowed in a field value. That search is what the next
  * line waits for; checking the name afterwards, while those few bytes are at hand, lets the CPU
  * do both at once, where searching for the value's end only after the name's end would make each
- * line wait for two searches in a row.
+ * line wait for two searches in a row. With SSE2 both searches start from one load of the line's
+ * first 16 bytes, which nearly always hold the name and its colon: "Host: localhost" took 96
+ * instructions instead of 108 when this came in (callgrind).
  */
-static ssize_t parse_field_line(const char *line, const char *end, struct http_field *field)
+__attribute__((always_inline)) static inline ssize_t
+parse_field_line(const char *line, const char *end, struct http_field *field)
 {
-    const char *line_end = find_value_end(line, end);
+    const char *line_end, *name_end = line; /* the name's usual characters end at name_end */
+#ifdef __SSE2__
+    if (end - line >= 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)line);
+        unsigned value_mask = value_stops(bytes), name_mask = name_stops(bytes);
+        /* Every byte that stops a value stops a name too, so name_end <= line_end. */
+        line_end =
+            value_mask != 0 ? line + __builtin_ctz(value_mask) : find_value_end(line + 16, end);
+        name_end = line + (name_mask != 0 ? __builtin_ctz(name_mask) : 16);
+    } else
+#endif
+        line_end = find_value_end(line, end);
     ssize_t n = parse_crlf(line_end, end); /* the search stopped at a CR, a byte not allowed, or
                                               the end */
     if (n <= 0)
         return n;
 
-    const char *colon = skip_field_name(line, line_end);
+    /* The colon, normally; after a rarer token character or 16 usual ones, the byte loop goes on.
+     */
+    const char *colon = *name_end == ':' ? name_end : skip_token(name_end, line_end);
     if (colon == line_end || *colon != ':' || colon == line)
         return -400;
     field->name = make_slice(line, (size_t)(colon - line));
 
-    const char *value = skip_ows(colon + 1, line_end), *value_end = line_end;
-    while (value_end > value && is_ows(value_end[-1]))
+    /* OWS around the value: usually one SP before, none after. The CR ends the first loop; before
+     * it, SP and HTAB are the only bytes up to 0x20 (find_value_end() stopped at any other). */
+    const char *value = colon + 1, *value_end = line_end;
+    if (*value == ' ')
+        value++;
+    while (is_ows(*value))
+        value++;
+    while (value_end > value && (unsigned char)value_end[-1] <= ' ')
         value_end--;
     field->value = make_slice(value, (size_t)(value_end - value));
     return line_end + n - line;
@@ -779,9 +876,10 @@ static bool parse_decimal(const char **cursor, const char *end, uint64_t *number
  * say the target URI has no authority, and an http URI without a host is invalid (RFC 9110
  * 4.2.1; RFC 9112 3.3 lets the server reject it): 400 too.
  */
-static ssize_t apply_host(struct http_request_parser *p, struct http_slice value)
+static ssize_t apply_host(struct http_request_parser *p, struct http_slice value,
+                          const char *readable)
 {
-    if ((p->flags & SEEN_HOST) || value.len == 0 || !is_valid_host(value.ptr, value.len))
+    if ((p->flags & SEEN_HOST) || value.len == 0 || !is_valid_host(value.ptr, value.len, readable))
         return -400;
     p->flags |= SEEN_HOST;
     p->host_index = p->field_count;
@@ -894,15 +992,16 @@ static ssize_t apply_expect(struct http_request_parser *p, struct http_slice val
  * Records what a field means for the framing and the connection. Returns 0 or -status. Field
  * names are case-insensitive (RFC 9110 5.1). Most fields mean nothing to the parser, and the
  * length of their name alone says so: switching on it first costs one jump per field, where
- * comparing with each name in turn cost five tests.
+ * comparing with each name in turn cost five tests. [readable, value's end) may all be read.
  */
-static ssize_t apply_field(struct http_request_parser *p, const struct http_field *field)
+static ssize_t apply_field(struct http_request_parser *p, const struct http_field *field,
+                           const char *readable)
 {
     struct http_slice name = field->name, value = field->value;
 
     switch (name.len) {
     case 4:
-        return slice_is_ci(name, "host") ? apply_host(p, value) : 0;
+        return slice_is_ci(name, "host") ? apply_host(p, value, readable) : 0;
     case 6:
         return slice_is_ci(name, "expect") ? apply_expect(p, value) : 0;
     case 10:
@@ -932,7 +1031,9 @@ static ssize_t skip_empty_line(struct http_request_parser *p, const char *line, 
 static ssize_t take_request_line(struct http_request_parser *p, const char *line, const char *end,
                                  struct http_request *req)
 {
-    ssize_t n = parse_request_line(line, end, req);
+    ssize_t n = parse_short_get(line, end, req);
+    if (n == 0)
+        n = parse_request_line(line, end, req);
     if (n > 0) {
         p->flags |= SEEN_REQUEST_LINE;
         p->minor_version = (uint8_t)req->minor_version;
@@ -940,48 +1041,24 @@ static ssize_t take_request_line(struct http_request_parser *p, const char *line
     return n;
 }
 
-static ssize_t take_field_line(struct http_request_parser *p, const char *line, const char *end,
-                               struct http_request *req)
+/* A field line at `line`, in the head that starts at buf. */
+static ssize_t take_field_line(struct http_request_parser *p, const char *buf, const char *line,
+                               const char *end, struct http_request *req)
 {
     if (p->field_count == HTTP_MAX_FIELDS)
         return -431;
 
-    struct http_field *field = &req->fields[p->field_count];
-    ssize_t n = parse_field_line(line, end, field);
+    /* Parsed into a local, which the compiler keeps in registers for apply_field(). */
+    struct http_field field;
+    ssize_t n = parse_field_line(line, end, &field);
     if (n <= 0)
         return n;
-    ssize_t status = apply_field(p, field);
+    req->fields[p->field_count] = field;
+    ssize_t status = apply_field(p, &field, buf);
     if (status < 0)
         return status;
     p->field_count++;
     return n;
-}
-
-/* The empty line that ends the head. */
-static ssize_t take_blank_line(struct http_request_parser *p, const char *line, const char *end)
-{
-    ssize_t n = parse_crlf(line, end);
-    if (n > 0)
-        p->flags |= HEAD_COMPLETE;
-    return n;
-}
-
-/* Parses the next line of the head, whatever it is. */
-static ssize_t take_line(struct http_request_parser *p, const char *line, const char *end,
-                         struct http_request *req)
-{
-    if (line == end)
-        return HTTP_NEED_MORE;
-    bool empty = *line == '\r' || *line == '\n'; /* a bare LF is caught by parse_crlf() */
-
-    if (!(p->flags & SEEN_REQUEST_LINE)) {
-        if (empty)
-            return skip_empty_line(p, line, end);
-        return take_request_line(p, line, end, req);
-    }
-    if (empty)
-        return take_blank_line(p, line, end);
-    return take_field_line(p, line, end, req);
 }
 
 /*
@@ -1083,8 +1160,13 @@ static ssize_t finish_head(const struct http_request_parser *p, struct http_requ
 
     req->field_count = p->field_count;
     /* An absolute-form target has already set host to its authority (RFC 9112 3.2.2). */
-    if (req->host.ptr == NULL && (p->flags & SEEN_HOST))
-        req->host = req->fields[p->host_index].value;
+    if (req->host.ptr == NULL && (p->flags & SEEN_HOST)) {
+        /* Member by member, as they were stored: a 16-byte load of two 8-byte stores waits for
+         * them to reach the cache. Copied whole, this took 6% of the short GET's time (perf). */
+        const struct http_field *host = &req->fields[p->host_index];
+        req->host.ptr = host->value.ptr;
+        req->host.len = host->value.len;
+    }
 
     if (p->flags & SEEN_TRANSFER_ENCODING)
         req->body_framing = HTTP_BODY_CHUNKED;
@@ -1122,27 +1204,58 @@ ssize_t http_parse_request(struct http_request_parser *p, const char *buf, size_
     if (!worth_parsing(p, buf, len, end))
         return HTTP_NEED_MORE;
 
-    /* `line` mirrors p->line_start. Each line starts where the previous one ended, so this chain
-     * of additions sets the pace; kept in a register, it need not wait for memory. */
-    const char *line = buf + p->line_start;
-    while (!(p->flags & HEAD_COMPLETE)) {
-        ssize_t n = take_line(p, line, buf + end, req);
-        count_work(n > 0 ? (size_t)n : end - p->line_start);
-        if (n > 0) {
-            line += n;
-            p->line_start += (uint32_t)n;
-            continue;
-        }
-        if (n < 0 && line_can_be_judged(p, buf, len, end))
-            return n;
-        if (n == HTTP_NEED_MORE)
-            wait_for_more(&p->line_scanned, p->line_start, end);
-        return len > HTTP_MAX_HEAD_LEN ? -431 : HTTP_NEED_MORE;
+    /* `line` stays in a register; p->line_start catches up when the call stops. After the request
+     * line, a field line is told from the blank line by its first byte alone. */
+    const char *line = buf + p->line_start, *stop = buf + end;
+    ssize_t n;
+    if (p->flags & HEAD_COMPLETE) /* called again after the head was complete */
+        goto complete;
+    while (!(p->flags & SEEN_REQUEST_LINE)) {
+        if (line == stop)
+            goto incomplete;
+        if (*line == '\r' || *line == '\n') /* a bare LF is caught by parse_crlf() */
+            n = skip_empty_line(p, line, stop);
+        else
+            n = take_request_line(p, line, stop, req);
+        if (n <= 0)
+            goto stopped;
+        count_work((size_t)n);
+        line += n;
     }
+    for (;;) {
+        if (line == stop)
+            goto incomplete;
+        if (*line == '\r' || *line == '\n')
+            break;
+        n = take_field_line(p, buf, line, stop, req);
+        if (n <= 0)
+            goto stopped;
+        count_work((size_t)n);
+        line += n;
+    }
+    /* The blank line that ends the head. */
+    n = parse_crlf(line, stop);
+    if (n <= 0)
+        goto stopped;
+    count_work((size_t)n);
+    p->line_start = (uint32_t)(line + n - buf);
+    p->flags |= HEAD_COMPLETE;
 
+complete:
     if (request_line_before)
         reparse_earlier_lines(buf, parsed_before, fields_before, req);
     return finish_head(p, req);
+
+incomplete:
+    n = HTTP_NEED_MORE;
+stopped:
+    p->line_start = (uint32_t)(line - buf);
+    count_work(end - p->line_start);
+    if (n < 0 && line_can_be_judged(p, buf, len, end))
+        return n;
+    if (n == HTTP_NEED_MORE)
+        wait_for_more(&p->line_scanned, p->line_start, end);
+    return len > HTTP_MAX_HEAD_LEN ? -431 : HTTP_NEED_MORE;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 /*
  * fuzz_scan_paths.c - libFuzzer target: the parser's SSE2 scans against its byte loops.
  *
- * On x86-64, shared/http_parse.c tests field values, field names and request-targets 16 bytes
- * at a time with SSE2, and leaves the rest to byte loops: the last bytes of a buffer, and the
- * rarer characters. Other CPUs run the byte loops alone. Both must give the same answers to the
- * byte. This target links the parser twice: as built for x86-64, and built without SSE2, its
- * public names prefixed scalar_ (see the Makefile). Each input is given to both:
+ * On x86-64, shared/http_parse.c tests field values, field names, host names and request-targets
+ * 16 bytes at a time with SSE2, and leaves the rest to byte loops: the last bytes of a buffer, and
+ * the rarer characters; and it parses a short GET request line on a path of its own
+ * (parse_short_get()). Other CPUs run the byte loops and the general path alone. Both must give
+ * the same answers to the byte. This target links the parser twice: as built for x86-64, and
+ * built without SSE2, its public names prefixed scalar_ (see the Makefile). Each input is given
+ * to both:
  *   1. as a request head, in one call and then in two calls split where the input's last byte
  *      says: the same return values, and a complete head with the same slices (as offsets) and
  *      the same summary;
