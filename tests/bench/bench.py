@@ -1060,7 +1060,17 @@ def summarise(group):
     return table
 
 
-def machine_facts():
+def commit_measured():
+    """The commit the stages are built from, and whether the tree differed from it. Read
+    before the run writes its results into the tree, which would make any tree look changed."""
+    commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    # --no-optional-locks: only read, never refresh the index
+    dirty = run(["git", "--no-optional-locks", "-C", str(REPO), "status", "--porcelain",
+                 "--untracked-files=no"], check=False) if shutil.which("git") else ""
+    return commit + (" (with uncommitted changes)" if dirty.strip() else "")
+
+
+def machine_facts(commit):
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -1068,10 +1078,6 @@ def machine_facts():
             break
     debian = Path("/etc/debian_version").read_text().strip() if Path(
         "/etc/debian_version").exists() else "not Debian"
-    commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    # --no-optional-locks: only read, never refresh the index
-    dirty = run(["git", "--no-optional-locks", "-C", str(REPO), "status", "--porcelain",
-                 "--untracked-files=no"], check=False) if shutil.which("git") else ""
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -1089,7 +1095,7 @@ def machine_facts():
         "perf": first_line(["perf", "version"]),
         "gnuplot": first_line(["gnuplot", "--version"]),
         "python": platform.python_version(),
-        "commit": commit + (" (with uncommitted changes)" if dirty.strip() else ""),
+        "commit": commit,
     }
 
 
@@ -1730,6 +1736,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.monotonic()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    commit = commit_measured()
     log(f"bench: {mode.name} run, results to {out_dir}")
 
     # The stages: HTTP from stage 3 on, files from 4, threads from 5. The smoke run
@@ -1838,7 +1845,7 @@ def main():
                                                       groups[0].threads if groups else 1)
         ctx["peer_conf"] = lab.conf_text
         ctx["commands"] = lab.commands
-        ctx["facts"] = machine_facts()
+        ctx["facts"] = machine_facts(commit)
         ctx["nofile"] = nofile
         ctx["load_before"] = ", ".join(load_before)
         ctx["load_after"] = ", ".join(Path("/proc/loadavg").read_text().split()[:3])
