@@ -384,7 +384,7 @@ enum { SMALL_FILE_MAX = 16 * 1024 };
  *
  * One table per thread (_Thread_local): from stage 5 on each loop runs on a thread of its
  * own and keeps its own table, so no lock is ever taken. Direct-mapped by a hash of the
- * name: a name that lands on a taken entry replaces it. Cost: KEPT_FILES entries of about 300
+ * name: a name that lands on a taken entry replaces it. Cost: KEPT_FILES entries of 336
  * bytes per thread, and at most KEPT_FILES descriptors per thread, which stay open until the
  * thread ends; names longer than KEPT_NAME_MAX are not kept.
  */
@@ -484,9 +484,8 @@ static bool read_exactly(int fd, char *buf, size_t len, off_t offset)
 }
 
 /* The body of a small file, or of a small part of a file, read behind the headers. */
-static void respond_small(struct exchange *x, int status, const char *name,
-                          const char *headers, int fd, off_t offset, size_t count,
-                          struct kept_file *kept)
+static void respond_small(struct exchange *x, int status, const char *name, const char *headers,
+                          int fd, off_t offset, size_t count, struct kept_file *kept)
 {
     char body[SMALL_FILE_MAX];
     if (!(x->flags & RESPONSE_NO_BODY) && !read_exactly(fd, body, count, offset)) {
@@ -502,9 +501,9 @@ static void respond_small(struct exchange *x, int status, const char *name,
  * The 200 or 206 (or 416) for the file fd, with the validators' headers. True if fd was
  * handed to the connection, which closes it once the file is out.
  */
-static bool respond_with_file(struct exchange *x, int fd, const struct stat *st,
-                              const char *name, const struct validators *v,
-                              struct kept_file *kept, char *headers, size_t size, size_t len)
+static bool respond_with_file(struct exchange *x, int fd, const struct stat *st, const char *name,
+                              const struct validators *v, struct kept_file *kept, char *headers,
+                              size_t size, size_t len)
 {
     uint64_t file_size = (uint64_t)st->st_size, first = 0, count = file_size;
     int status = 200;
@@ -547,8 +546,8 @@ static void serve_file(struct exchange *x, int fd, const struct stat *st, const 
     if (not_modified(x, v->etag, st->st_mtime))
         respond(x, 304, NULL, headers, NULL, 0);
     else
-        handed_on = respond_with_file(x, fd, st, name, v, kept, headers, sizeof headers,
-                                      (size_t)len);
+        handed_on =
+            respond_with_file(x, fd, st, name, v, kept, headers, sizeof headers, (size_t)len);
     if (kept == NULL && !handed_on)
         close(fd);
 }

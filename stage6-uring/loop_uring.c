@@ -428,7 +428,8 @@ static bool splice_into_pipe(struct conn *c)
 static void splice_to_socket(struct conn *c)
 {
     struct io_uring_sqe *sqe = get_sqe(c->loop);
-    io_uring_prep_splice(sqe, uring_of(c)->pipe_out, -1, c->fd, -1, (unsigned)uring_of(c)->piped, 0);
+    io_uring_prep_splice(sqe, uring_of(c)->pipe_out, -1, c->fd, -1, (unsigned)uring_of(c)->piped,
+                         0);
     tag_op(sqe, OP_SPLICE_OUT, c);
     uring_of(c)->splicing = true;
 }
