@@ -79,37 +79,54 @@ void buffer_pool_clear(struct buffer_pool *pool)
     pool->count = 0;
 }
 
+/*
+ * Makes room for len more bytes behind the live ones: by moving them to the front if that
+ * is enough, else by growing the buffer, to just enough if `exactly`, else to its size
+ * doubled as often as it takes (appends then grow it rarely).
+ */
+static bool make_room(struct buffer **bp, size_t len, bool exactly)
+{
+    struct buffer *b = *bp;
+    if (b->end + len <= b->capacity)
+        return true;
+    size_t live = buffer_length(b);
+    memmove(b->bytes, b->bytes + b->start, live); /* the consumed front is reclaimed */
+    b->start = 0;
+    b->end = live;
+    if (live + len <= b->capacity)
+        return true;
+    size_t capacity = live + len;
+    if (!exactly) {
+        capacity = b->capacity;
+        while (capacity < live + len)
+            capacity *= 2;
+    }
+    /* realloc() extends the block where it lies when it can; when it cannot, it copies the
+     * whole old block, which is why buffer_reserve() grows once rather than step by step. */
+    struct buffer *grown = realloc(b, sizeof *grown + capacity);
+    if (grown == NULL)
+        return false; /* b is still valid, and still the caller's */
+    grown->capacity = capacity;
+    *bp = grown;
+    return true;
+}
+
 bool buffer_append(struct buffer **bp, const void *data, size_t len)
 {
     if (len == 0)
         return true; /* data may be NULL then, and memcpy must never see a NULL */
+    if (!make_room(bp, len, false))
+        return false;
     struct buffer *b = *bp;
-    if (b->end + len > b->capacity) {
-        size_t live = buffer_length(b);
-        if (live + len <= b->capacity) {
-            /* Room enough once the consumed front is reclaimed. */
-            memmove(b->bytes, b->bytes + b->start, live);
-        } else {
-            size_t capacity = b->capacity;
-            while (capacity < live + len)
-                capacity *= 2;
-            /* realloc() extends the block where it lies when it can, and moves a large one
-             * with mremap(), without copying it; only the live bytes are then moved down. */
-            memmove(b->bytes, b->bytes + b->start, live);
-            b->start = 0;
-            b->end = live;
-            struct buffer *grown = realloc(b, sizeof *grown + capacity);
-            if (grown == NULL)
-                return false; /* b is still valid, and still the caller's */
-            grown->capacity = capacity;
-            *bp = b = grown;
-        }
-        b->start = 0;
-        b->end = live;
-    }
     memcpy(b->bytes + b->end, data, len);
     b->end += len;
     return true;
+}
+
+bool buffer_reserve(struct buffer **bp, size_t len)
+{
+    size_t live = buffer_length(*bp);
+    return len <= live || make_room(bp, len - live, true);
 }
 
 void buffer_consume(struct buffer *b, size_t n)

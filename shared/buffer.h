@@ -51,6 +51,14 @@ void buffer_pool_clear(struct buffer_pool *pool);
 /* Appends len bytes, moving or growing the buffer as needed; false if memory is exhausted. */
 bool buffer_append(struct buffer **b, const void *data, size_t len);
 
+/*
+ * Makes room for len live bytes in all, behind the buffer's start: growing it at most once,
+ * to just that size; false if memory is exhausted. For bytes known to be coming: appended
+ * one read at a time, they would grow the buffer step by step, and each step may copy it
+ * whole.
+ */
+bool buffer_reserve(struct buffer **b, size_t len);
+
 /* Drops n bytes from the front. */
 void buffer_consume(struct buffer *b, size_t n);
 

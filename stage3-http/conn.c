@@ -186,6 +186,11 @@ void conn_send(struct conn *c, const void *data, size_t len)
         c->broken = true;
 }
 
+void conn_expect_input(struct conn *c, size_t len)
+{
+    c->input_expected = len;
+}
+
 void conn_close(struct conn *c)
 {
     c->closing = true;
@@ -245,6 +250,7 @@ static void deliver(struct conn *c, char *data, size_t len)
         data = buffer_data(c->in);
         len = buffer_length(c->in);
     }
+    c->input_expected = 0; /* the protocol says it again if it still waits for a message */
     size_t used = protocol_on_data(c, data, len);
 
     if (c->in != NULL) {
@@ -252,11 +258,15 @@ static void deliver(struct conn *c, char *data, size_t len)
         if (buffer_length(c->in) == 0) {
             buffer_give_back(&c->loop->pool, c->in);
             c->in = NULL;
+        } else if (!buffer_reserve(&c->in, c->input_expected)) {
+            c->broken = true;
         }
     } else if (used < len) {
-        /* The backend's buffer is about to be reused: keep the rest in one of our own. */
+        /* The backend's buffer is about to be reused: keep the rest in one of our own, with
+         * room for the whole message if its length is known. */
         c->in = buffer_take(&c->loop->pool);
-        if (c->in == NULL || !buffer_append(&c->in, data + used, len - used))
+        if (c->in == NULL || !buffer_reserve(&c->in, c->input_expected) ||
+            !buffer_append(&c->in, data + used, len - used))
             c->broken = true;
     }
 }
@@ -266,6 +276,22 @@ void conn_received(struct conn *c, char *data, size_t len)
     if (c->state != CONN_OPEN || c->closing || c->lingering)
         return; /* bytes sent after we decided to close are discarded */
     deliver(c, data, len);
+}
+
+char *conn_input_room(struct conn *c, size_t *room)
+{
+    struct buffer *b = c->in;
+    if (b == NULL || c->input_expected <= buffer_length(b) || c->state != CONN_OPEN || c->closing ||
+        c->lingering)
+        return NULL;
+    *room = b->capacity - b->end; /* at least what is still expected: buffer_reserve() */
+    return b->bytes + b->end;
+}
+
+void conn_received_in_place(struct conn *c, size_t len)
+{
+    c->in->end += len;
+    deliver(c, NULL, 0); /* the protocol sees them behind the others, as if appended */
 }
 
 void conn_peer_closed(struct conn *c)

@@ -227,6 +227,11 @@ void conn_send_file(struct conn *c, int fd, off_t offset, size_t len)
     }
 }
 
+void conn_expect_input(struct conn *c, size_t len)
+{
+    c->input_expected = len;
+}
+
 void conn_close(struct conn *c)
 {
     c->closing = true;
@@ -308,12 +313,16 @@ void conn_file_sent(struct conn *c, size_t n)
 
 /* --- Input, from the backend ----------------------------------------------------------- */
 
-/* Keeps bytes for later, in the connection's own buffer: the backend's is being reused. */
+/*
+ * Keeps bytes for later, in the connection's own buffer: the backend's is being reused.
+ * Room is made for the whole message if its length is known.
+ */
 static void hold_input(struct conn *c, const char *data, size_t len)
 {
     if (c->in == NULL)
         c->in = buffer_take(&c->loop->pool);
-    if (c->in == NULL || !buffer_append(&c->in, data, len))
+    if (c->in == NULL || !buffer_reserve(&c->in, c->input_expected) ||
+        !buffer_append(&c->in, data, len))
         c->broken = true;
 }
 
@@ -333,6 +342,7 @@ static void deliver(struct conn *c, char *data, size_t len)
         data = buffer_data(c->in);
         len = buffer_length(c->in);
     }
+    c->input_expected = 0; /* the protocol says it again if it still waits for a message */
     size_t used = protocol_on_data(c, data, len);
 
     if (c->in != NULL) {
@@ -340,6 +350,8 @@ static void deliver(struct conn *c, char *data, size_t len)
         if (buffer_length(c->in) == 0) {
             buffer_give_back(&c->loop->pool, c->in);
             c->in = NULL;
+        } else if (!buffer_reserve(&c->in, c->input_expected)) {
+            c->broken = true;
         }
     } else if (used < len) {
         hold_input(c, data + used, len - used);
@@ -354,6 +366,22 @@ void conn_received(struct conn *c, char *data, size_t len)
         hold_input(c, data, len); /* delivered on conn_resume() */
     else
         deliver(c, data, len);
+}
+
+char *conn_input_room(struct conn *c, size_t *room)
+{
+    struct buffer *b = c->in;
+    if (b == NULL || c->input_expected <= buffer_length(b) || c->state != CONN_OPEN || c->closing ||
+        c->lingering || c->paused)
+        return NULL;
+    *room = b->capacity - b->end; /* at least what is still expected: buffer_reserve() */
+    return b->bytes + b->end;
+}
+
+void conn_received_in_place(struct conn *c, size_t len)
+{
+    c->in->end += len;
+    deliver(c, NULL, 0); /* the protocol sees them behind the others, as if appended */
 }
 
 void conn_peer_closed(struct conn *c)

@@ -19,16 +19,19 @@
  * connection has already taken its slot.
  *
  * Memory: the backend reads into one buffer that all the loop's connections share;
- * conn.c copies only what its protocol leaves unconsumed.
+ * conn.c copies only what its protocol leaves unconsumed. A large request body, whose
+ * length the protocol has said (conn_expect_input()), is read straight into the room its
+ * connection keeps for it instead.
  *
  * Sending: bytes are written at once, as far as the socket buffer takes them, and EPOLLOUT
  * is watched only while some are left. A file goes after them with sendfile(), straight
- * from the page cache to the socket. The bytes before a file (the response's head) are
- * sent with MSG_MORE, as if the socket were corked: the kernel holds them back for the
- * file's first bytes, so that the head does not travel, and wake the client, alone. (nginx
- * does the same with tcp_nopush, lighttpd with TCP_CORK.)
+ * from the page cache to the socket (file_send.c). The bytes before a file (the response's
+ * head) are sent with MSG_MORE, as if the socket were corked: the kernel holds them back
+ * for the file's first bytes, so that the head does not travel, and wake the client,
+ * alone. (nginx does the same with tcp_nopush, lighttpd with TCP_CORK.)
  */
 #include "backend.h"
+#include "file_send.h"
 #include "log.h"
 
 #include <errno.h>
@@ -38,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,25 +120,7 @@ static bool epoll_send(struct conn *c)
         conn_sent(c, (size_t)n);
     }
     /* The bytes are out; now the file, from the page cache to the socket without a copy. */
-    while (c->file_fd >= 0) {
-        off_t offset = c->file_offset;
-        ssize_t n = sendfile(c->fd, c->file_fd, &offset, c->file_left);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return true;
-            conn_failed(c, errno, "sendfile");
-            return false;
-        }
-        if (n == 0) {
-            /* The file shrank under us: the promised Content-Length can no longer be met. */
-            log_error("sendfile: the file ended early");
-            return false;
-        }
-        conn_file_sent(c, (size_t)n);
-    }
-    return true;
+    return file_send_now(c);
 }
 
 /* Tells epoll what this connection waits for now, if that changed. */
@@ -162,10 +146,16 @@ static void epoll_close(struct conn *c)
     conn_closed(c);
 }
 
+/*
+ * Reads once into the loop's shared buffer; or, for a large request still arriving, into
+ * the room its connection keeps for it (conn_input_room()), which saves copying it there.
+ */
 static void receive(struct conn *c)
 {
-    char *buffer = io_of(c->loop)->read_buffer;
-    ssize_t n = read(c->fd, buffer, READ_SIZE);
+    size_t room = READ_SIZE;
+    char *in_place = conn_input_room(c, &room);
+    char *buffer = in_place != NULL ? in_place : io_of(c->loop)->read_buffer;
+    ssize_t n = read(c->fd, buffer, room);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return; /* level-triggered: epoll reports the socket again if it is readable */
@@ -174,6 +164,8 @@ static void receive(struct conn *c)
     }
     if (n == 0)
         conn_peer_closed(c);
+    else if (in_place != NULL)
+        conn_received_in_place(c, (size_t)n);
     else
         conn_received(c, buffer, (size_t)n);
     conn_settle(c);

@@ -51,6 +51,7 @@ struct conn {
     bool file_sent; /* the file just went out: tell the protocol */
     uint64_t deadline; /* when protocol_on_timeout() is due (loop clock, ms); 0 = never */
     struct buffer *in; /* bytes received that the protocol has not consumed */
+    size_t input_expected; /* ... and how long they will be, once whole (conn_expect_input) */
     struct buffer *outgoing; /* bytes being sent: the kernel may be reading them */
     struct buffer *out; /* bytes queued behind them */
     int file_fd; /* a file to send after the bytes, or -1 */
@@ -148,6 +149,17 @@ bool conn_has_output(const struct conn *c);
 
 /* len bytes arrived for c (data is the backend's, valid during the call). */
 void conn_received(struct conn *c, char *data, size_t len);
+
+/*
+ * Where the backend may receive c's next bytes itself, and how many fit there (*room): the
+ * free end of c's own input buffer, while room is kept there for a message still arriving
+ * (conn_expect_input()). NULL otherwise: the backend receives into its own buffer and
+ * calls conn_received().
+ */
+char *conn_input_room(struct conn *c, size_t *room);
+
+/* len bytes arrived where conn_input_room() said. */
+void conn_received_in_place(struct conn *c, size_t len);
 
 /* The client closed its side. */
 void conn_peer_closed(struct conn *c);

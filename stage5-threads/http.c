@@ -119,6 +119,8 @@ static size_t serve_request(struct conn *c, struct session *s, char *data, size_
     size_t request_len = s->head_len;
     if (s->framing == HTTP_BODY_LENGTH) {
         if (received < s->content_length) {
+            /* Room for the whole request, at most the head and HTTP_MAX_BODY_LEN. */
+            conn_expect_input(c, s->head_len + (size_t)s->content_length);
             send_continue_once(c, s);
             return 0;
         }

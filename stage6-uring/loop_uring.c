@@ -31,8 +31,9 @@
  *   that buffer, which goes back to the ring as soon as conn_received() returns.
  * - One send in flight per connection, short sends finished by the loop (uring_send(),
  *   handle_send()), so responses leave whole and in order.
- * - Small files read into the send buffer behind the response's head, large ones spliced
- *   through a pipe without a copy (uring_send()).
+ * - Small files read into the send buffer behind the response's head, large ones sent
+ *   with sendfile() from the loop, and a poll for room when the socket is full
+ *   (uring_send()).
  * - Cancellation before close (uring_close()), other threads waking the loop through a
  *   multishot poll on the eventfd (arm_wake()).
  * - Completions handled in batches (handle_completions()), and a wait that does not
@@ -68,11 +69,11 @@
  * wait gives up after that long: one io_uring_enter() with a timeout, no timeout operation.
  */
 #include "backend.h"
+#include "file_send.h"
 #include "log.h"
 #include "loop_uring.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -93,7 +94,6 @@ enum {
     RECEIVE_BUFFER_GROUP = 0, /* the ring's id; each io_uring has only this one */
     QUIET_SEND_MAX = 16 * 1024, /* a send at most this long may complete unwatched */
     QUIET_WAIT_USEC = 2000, /* how long a wait may sleep through them, see uring_wait() */
-    SPLICE_PIPE_SIZE = 256 * 1024, /* a large file goes to the socket this much at a time */
     SQPOLL_IDLE_MS = 100, /* --sqpoll: the kernel thread sleeps after this long idle */
     SILENCE_CHECK_MS = 1000, /* how often silent receives are looked for */
     SLOT_BITS = 24, /* connection slots a user_data can name: conn.c's MAX_SLOTS */
@@ -110,8 +110,7 @@ enum op_type {
     OP_RECEIVE, /* the connection's multishot receive */
     OP_SEND, /* a send of the connection's outgoing buffer */
     OP_READ_FILE, /* a read of a small file, into the outgoing buffer */
-    OP_SPLICE_IN, /* a splice of a large file's next piece into the connection's pipe */
-    OP_SPLICE_OUT, /* a splice from that pipe to the socket */
+    OP_POLL_OUT, /* a poll for room in the socket, to send the rest of a large file */
     OP_CANCEL, /* a cancellation of the connection's operations */
 };
 
@@ -128,9 +127,7 @@ struct uring_conn {
     bool receive_cancelled; /* ... and asked to stop */
     bool sending; /* a send of outgoing is in flight */
     bool reading_file; /* a read of the file into outgoing is in flight */
-    bool splicing; /* a splice, into the pipe or out of it, is in flight */
-    int pipe_in, pipe_out; /* a large file goes through this pipe's ends, or -1 */
-    size_t piped; /* bytes of the file in the pipe, not yet in the socket */
+    bool waiting_for_room; /* a poll for room to send the rest of a large file is pending */
     uint64_t last_received; /* when the receive last completed (loop clock, ms) */
 };
 
@@ -250,7 +247,7 @@ static void recycle_buffer(struct loop *loop, unsigned id)
 /* TCP_NODELAY is already set: accepted sockets inherit it from the listening one. */
 static bool uring_open(struct conn *c)
 {
-    *uring_of(c) = (struct uring_conn){.conn = c, .pipe_in = -1, .pipe_out = -1};
+    *uring_of(c) = (struct uring_conn){.conn = c};
     return true; /* uring_update() arms the receive once conn.c has settled the connection */
 }
 
@@ -292,20 +289,10 @@ static bool uring_update(struct conn *c)
     return true;
 }
 
-static void close_pipe(struct conn *c)
-{
-    if (uring_of(c)->pipe_in >= 0) {
-        close(uring_of(c)->pipe_in);
-        close(uring_of(c)->pipe_out);
-    }
-    uring_of(c)->pipe_in = uring_of(c)->pipe_out = -1;
-}
-
 /* The kernel is done with the connection: close the socket; conn.c frees the rest. */
 static void free_conn(struct conn *c)
 {
     close(c->fd);
-    close_pipe(c);
     conn_closed(c);
 }
 
@@ -319,7 +306,7 @@ static void uring_close(struct conn *c)
         free_conn(c);
         return;
     }
-    /* Every operation on the socket: a receive, a send. A file read ends by itself. */
+    /* Every operation on the socket: a receive, a send, a poll. A file read ends by itself. */
     struct io_uring_sqe *sqe = get_sqe(c->loop);
     io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
     tag_op(sqe, OP_CANCEL, c);
@@ -340,8 +327,8 @@ static bool send_is_quiet(const struct conn *c)
            c->file_fd < 0 && !c->closing && conn_wants_input(c);
 }
 
-/* more: a large file follows, spliced: hold these bytes back for its first ones (MSG_MORE,
- * as the epoll backend does before sendfile()), so that the head does not leave alone. */
+/* more: a large file follows: hold these bytes back for its first ones (MSG_MORE, as the
+ * epoll backend does before sendfile()), so that the head does not leave alone. */
 static void send_output(struct conn *c, struct buffer *b, bool more)
 {
     struct io_uring_sqe *sqe = get_sqe(c->loop);
@@ -358,16 +345,16 @@ static void send_output(struct conn *c, struct buffer *b, bool more)
  * queued before it (the response's head): it then leaves with them in one send. A read
  * from the page cache completes at once, during the submission.
  *
- * A large one would cost two copies that way, into our buffer and out of it, where the
- * epoll backend's sendfile() costs none: at 1 MiB, 4.5 times its CPU time per request. So
- * it is spliced instead, through a pipe: from the file into the pipe, then from the pipe
- * into the socket, the pipe holding references to the page cache's pages, not copies.
- * The price: the kernel runs splices on its worker threads (io-wq), not inline, and each
- * such file costs a pipe: pipe2(), fcntl() and two close() calls.
- *
- * conn.c hears of the file's bytes (conn_file_sent()) once they are in the outgoing
- * buffer or in the socket, never while they are in the pipe: the last of them ends the
- * file, and the connection could then begin its close with bytes still in the pipe.
+ * A large one would cost two copies that way, into our buffer and out of it, where
+ * sendfile() costs none: at 1 MiB, 4.5 times its CPU time per request. io_uring has no
+ * sendfile operation. Its splice operation, through a pipe, moves page references too,
+ * but the kernel runs splices on its worker threads (io-wq), not inline, and each file
+ * then costs a pipe: measured at 1 MiB, 146 us of CPU per request against sendfile's 109
+ * (stage6-uring/README.md). So the loop calls sendfile() itself, as the epoll backend
+ * does (file_send_now()): the socket is non-blocking (arm_accept()), so the call never
+ * waits; when the socket is full, a poll operation says when there is room again. The
+ * call copies nothing and returns as soon as the socket's buffer is full, so the loop is
+ * held no longer than by a send.
  */
 static bool file_fits_in_buffer(const struct conn *c)
 {
@@ -394,66 +381,41 @@ static bool read_file(struct conn *c)
     return true;
 }
 
-/* A pipe for one large file, closed when the file is out (handle_splice_out()). */
-static bool open_pipe(struct conn *c)
-{
-    int ends[2];
-    if (pipe2(ends, O_CLOEXEC) < 0) {
-        log_error("pipe2: %s", strerror(errno));
-        return false;
-    }
-    uring_of(c)->pipe_out = ends[0];
-    uring_of(c)->pipe_in = ends[1];
-    /* Larger than the default 64 KiB: fewer splices per file. If refused (the per-user
-     * limit on pipe memory), the default size works too, with more splices. */
-    (void)fcntl(uring_of(c)->pipe_in, F_SETPIPE_SZ, SPLICE_PIPE_SIZE);
-    return true;
-}
-
-static bool splice_into_pipe(struct conn *c)
-{
-    if (uring_of(c)->pipe_in < 0 && !open_pipe(c))
-        return false;
-    /* file_offset counts what reached the socket; what is in the pipe comes before. */
-    size_t left = c->file_left - uring_of(c)->piped;
-    size_t len = left < SPLICE_PIPE_SIZE ? left : SPLICE_PIPE_SIZE;
-    struct io_uring_sqe *sqe = get_sqe(c->loop);
-    io_uring_prep_splice(sqe, c->file_fd, (int64_t)(c->file_offset + (off_t)uring_of(c)->piped),
-                         uring_of(c)->pipe_in, -1, (unsigned)len, 0);
-    tag_op(sqe, OP_SPLICE_IN, c);
-    uring_of(c)->splicing = true;
-    return true;
-}
-
-static void splice_to_socket(struct conn *c)
+/* Waits for room in the socket: the rest of the file goes when the poll completes. */
+static void wait_for_room(struct conn *c)
 {
     struct io_uring_sqe *sqe = get_sqe(c->loop);
-    io_uring_prep_splice(sqe, uring_of(c)->pipe_out, -1, c->fd, -1, (unsigned)uring_of(c)->piped,
-                         0);
-    tag_op(sqe, OP_SPLICE_OUT, c);
-    uring_of(c)->splicing = true;
+    io_uring_prep_poll_add(sqe, c->fd, POLLOUT);
+    tag_op(sqe, OP_POLL_OUT, c);
+    uring_of(c)->waiting_for_room = true;
+}
+
+/* A large file: as much as the socket takes now, then a poll for room if some is left. */
+static bool send_file(struct conn *c)
+{
+    if (!file_send_now(c))
+        return false;
+    if (c->file_fd >= 0)
+        wait_for_room(c);
+    return true;
 }
 
 /*
- * Starts the next step of the connection's output, unless one is in flight: the file's
- * bytes already in the pipe; else the queued bytes, with a small file behind them; else
- * a large file's next piece. False if it could not be started.
+ * Starts the next step of the connection's output, unless one is in flight: the queued
+ * bytes, with a small file behind them; else a large file, as far as the socket takes it
+ * now. False if it could not be started, or the client is gone.
  */
 static bool uring_send(struct conn *c)
 {
-    if (uring_of(c)->sending || uring_of(c)->reading_file || uring_of(c)->splicing)
+    if (uring_of(c)->sending || uring_of(c)->reading_file || uring_of(c)->waiting_for_room)
         return true;
-    if (uring_of(c)->piped > 0) {
-        splice_to_socket(c);
-        return true;
-    }
     struct buffer *b = conn_outgoing(c);
     /* The file follows every byte queued before it: those must all be in outgoing. */
     if (c->file_fd >= 0 && c->out == NULL) {
         if (file_fits_in_buffer(c))
             return read_file(c);
         if (b == NULL)
-            return splice_into_pipe(c);
+            return send_file(c);
     }
     if (b != NULL)
         send_output(c, b, c->file_fd >= 0 && c->out == NULL);
@@ -515,40 +477,26 @@ static void handle_file_read(struct conn *c, const struct io_uring_cqe *cqe)
     conn_settle(c);
 }
 
-static void handle_splice_in(struct conn *c, const struct io_uring_cqe *cqe)
+static void handle_poll_out(struct conn *c, const struct io_uring_cqe *cqe)
 {
-    uring_of(c)->splicing = false;
+    uring_of(c)->waiting_for_room = false;
     if (c->state != CONN_OPEN)
         return;
-    if (cqe->res <= 0) {
-        conn_failed(c, -cqe->res, "splicing a file");
+    /* An error or a hang-up shows in the result's events: sendfile() then says which. */
+    if (cqe->res < 0) {
+        conn_failed(c, -cqe->res, "polling a socket");
         return;
     }
-    uring_of(c)->piped += (size_t)cqe->res;
-    conn_settle(c); /* splices it on to the socket */
-}
-
-static void handle_splice_out(struct conn *c, const struct io_uring_cqe *cqe)
-{
-    uring_of(c)->splicing = false;
-    if (c->state != CONN_OPEN)
-        return;
-    if (cqe->res <= 0) {
-        conn_failed(c, -cqe->res, "splicing to a client");
-        return;
-    }
-    uring_of(c)->piped -= (size_t)cqe->res; /* if short, uring_send() splices the rest first */
-    conn_file_sent(c, (size_t)cqe->res);
-    if (c->file_fd < 0)
-        close_pipe(c); /* the whole file is in the socket */
-    conn_settle(c);
+    conn_settle(c); /* sends the file's next piece */
 }
 
 /* --- Accepting ------------------------------------------------------------------------- */
 
 /*
  * One multishot accept serves every client that connects, until it fails or is
- * cancelled. New sockets stay blocking: io_uring never blocks on them anyway.
+ * cancelled. New sockets are non-blocking: io_uring's own operations ignore the flag
+ * (they never block the loop anyway), but sendfile(), called from the loop for a large
+ * file (send_file()), must not wait for room in a full socket.
  *
  * Under --max-conns, one accept at a time instead, re-armed by handle_accept() while
  * there is room: a multishot accept would go on accepting past the limit until a
@@ -558,9 +506,10 @@ static void arm_accept(struct loop *loop)
 {
     struct io_uring_sqe *sqe = get_sqe(loop);
     if (loop->max_conns > 0)
-        io_uring_prep_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_prep_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     else
-        io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_prep_multishot_accept(sqe, loop->listen_fd, NULL, NULL,
+                                       SOCK_NONBLOCK | SOCK_CLOEXEC);
     tag_op(sqe, OP_ACCEPT, NULL);
     io_of(loop)->accept_armed = true;
     io_of(loop)->accept_cancelled = false;
@@ -675,11 +624,8 @@ static void handle_conn_completion(struct loop *loop, const struct io_uring_cqe 
     case OP_READ_FILE:
         handle_file_read(c, cqe);
         break;
-    case OP_SPLICE_IN:
-        handle_splice_in(c, cqe);
-        break;
-    case OP_SPLICE_OUT:
-        handle_splice_out(c, cqe);
+    case OP_POLL_OUT:
+        handle_poll_out(c, cqe);
         break;
     default: /* OP_CANCEL: its result is the cancelled operations' completions */
         break;
@@ -751,7 +697,7 @@ static void check_silent_receives(struct loop *loop)
         struct uring_conn *u = &io->conns[slot];
         const struct conn *c = u->conn;
         if (c == NULL || c->state != CONN_OPEN || c->in == NULL || !u->receiving ||
-            u->receive_cancelled || u->sending || u->reading_file || u->splicing ||
+            u->receive_cancelled || u->sending || u->reading_file || u->waiting_for_room ||
             loop->now - u->last_received < SILENCE_CHECK_MS / 2)
             continue;
         cancel_receive(u->conn);

@@ -179,14 +179,15 @@ class HttpConnection(Connection):
         self.pieces.append(data)
         super().send(data)
 
-    def send_in_background(self, data):
-        """A client.Sender that sends `data` from a thread (use it in a with block).
+    def send_in_background(self, data, chunk=64 * KiB):
+        """A client.Sender that sends `data` from a thread, `chunk` bytes per
+        send() at most (use it in a with block).
 
         For bodies too large to send before reading: the server may answer
         while we still send.
         """
         self.pieces.append(data)
-        return Sender(self, data)
+        return Sender(self, data, chunk)
 
     # --- Receiving
 

@@ -169,6 +169,28 @@ def test_post_body_of_exactly_the_limit(server):
 
 
 @pytest.mark.needs("http")
+def test_large_bodies_sent_back_to_back_are_echoed_whole_and_in_order(server):
+    """Large bodies pipelined one behind the other, then a GET, all in one stream:
+    each body is echoed whole, and the GET answered after them.
+
+    The server keeps room for a body whose length it knows and reads the rest of it
+    straight into that room (conn_expect_input): the bytes after one body, the next
+    request's head and the first of its body, must still reach the next request, and
+    a read must never run past the room.  Three bodies of different sizes and
+    letters, sent in pieces of an odd size, so that reads end anywhere in them.
+    """
+    bodies = [bytes([ord("a") + i]) * size
+              for i, size in enumerate((MAX_BODY_LEN, 300_001, MAX_BODY_LEN // 2 + 7))]
+    stream = b"".join(request("POST", "/echo", body=body) for body in bodies)
+    stream += request("GET", "/plaintext")
+    with HttpConnection(server) as conn:
+        with conn.send_in_background(stream, chunk=40_009):
+            for body in bodies:
+                conn.expect_response(200, body=body)
+            conn.expect_response(200, body=HELLO)
+
+
+@pytest.mark.needs("http")
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405_with_allow(server, method):
     """A method the server knows but does not serve: 405 with an Allow field

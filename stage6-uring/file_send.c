@@ -1,0 +1,1 @@
+../stage4-router/file_send.c
