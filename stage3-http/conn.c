@@ -28,6 +28,11 @@
  * Output is two buffers: `outgoing`, which the kernel may be reading (an io_uring send
  * reads it after the call that started it has returned), and `out`, where conn_send()
  * appends behind it; a buffer that may grow (and move) is never one the kernel reads.
+ * Input is one buffer, `in`, which the kernel may be writing: a receive into the room
+ * kept for a large request (conn_input_room()) may complete after the call that started
+ * it has returned, so `in` is freed only once the backend has let go of the socket
+ * (conn_closed()), and never grown or moved while such a receive is pending (none is
+ * started while there is anything else to do with the input).
  *
  * Time: each connection has at most one deadline, set by its protocol. Once a second the
  * loop walks the slots in use and calls protocol_on_timeout() for those that have passed.
@@ -142,12 +147,10 @@ static void conn_release(struct conn *c)
     struct loop *loop = c->loop;
     c->state = CONN_DRAINING;
     loop->open_count--;
-    if (c->in != NULL)
-        buffer_give_back(&loop->pool, c->in);
     if (c->out != NULL)
         buffer_give_back(&loop->pool, c->out);
-    c->in = c->out = NULL;
-    loop->backend->close(c);
+    c->out = NULL;
+    loop->backend->close(c); /* c->in waits for conn_closed(): the kernel may be filling it */
 }
 
 void conn_closed(struct conn *c)
@@ -155,7 +158,9 @@ void conn_closed(struct conn *c)
     struct loop *loop = c->loop;
     if (c->outgoing != NULL)
         buffer_give_back(&loop->pool, c->outgoing);
-    c->outgoing = NULL;
+    if (c->in != NULL)
+        buffer_give_back(&loop->pool, c->in);
+    c->outgoing = c->in = NULL;
     c->state = SLOT_FREE;
     c->next_free = loop->free_slot;
     loop->free_slot = c->slot;
@@ -290,6 +295,8 @@ char *conn_input_room(struct conn *c, size_t *room)
 
 void conn_received_in_place(struct conn *c, size_t len)
 {
+    if (c->state != CONN_OPEN || c->closing || c->lingering)
+        return; /* as conn_received(): discarded */
     c->in->end += len;
     deliver(c, NULL, 0); /* the protocol sees them behind the others, as if appended */
 }

@@ -26,6 +26,8 @@
  * - Multishot accept (arm_accept()) and multishot receive (arm_receive()): armed once,
  *   they complete again and again, until a completion without IORING_CQE_F_MORE says
  *   the operation has ended and must be armed again if still wanted.
+ * - The rest of a large request body received straight into the room its connection
+ *   keeps for it (arm_receive_in_place()), a piece per completion, not a buffer's worth.
  * - A provided buffer ring (setup_receive_buffers()): the kernel picks a receive buffer
  *   only when data arrives, so an idle connection holds none. The protocol parses in
  *   that buffer, which goes back to the ring as soon as conn_received() returns.
@@ -108,6 +110,7 @@ enum op_type {
     OP_WAKE, /* the multishot poll on the eventfd other threads write to */
     OP_STOP, /* a cancellation of the loop's own operations */
     OP_RECEIVE, /* the connection's multishot receive */
+    OP_RECEIVE_IN_PLACE, /* a receive into the room kept for a large request */
     OP_SEND, /* a send of the connection's outgoing buffer */
     OP_READ_FILE, /* a read of a small file, into the outgoing buffer */
     OP_POLL_OUT, /* a poll for room in the socket, to send the rest of a large file */
@@ -125,6 +128,7 @@ struct uring_conn {
     unsigned ops_in_flight; /* operations submitted whose last completion has not come */
     bool receiving; /* a multishot receive is armed (until its last completion) */
     bool receive_cancelled; /* ... and asked to stop */
+    bool receiving_in_place; /* a receive into the connection's input buffer is pending */
     bool sending; /* a send of outgoing is in flight */
     bool reading_file; /* a read of the file into outgoing is in flight */
     bool waiting_for_room; /* a poll for room to send the rest of a large file is pending */
@@ -276,16 +280,40 @@ static void cancel_receive(struct conn *c)
 }
 
 /*
- * Arms or cancels the receive as conn.c asks. A new receive is armed only once the last
- * one has ended, so two never race to deliver bytes.
+ * A large request's body, once its head has come: one receive at a time straight into the
+ * room conn.c keeps for it (conn_input_room()), instead of the multishot receive. That one
+ * would deliver the body RECEIVE_BUFFER_SIZE bytes per completion, each copied by conn.c:
+ * 256 completions and a copy of each for a 1 MiB body, where this takes as much of it as
+ * has arrived, in one completion, and copies nothing. conn.c frees its input buffer only
+ * once the socket is closed (conn_closed()), so the kernel never writes into freed memory.
+ */
+static void arm_receive_in_place(struct conn *c, char *room, size_t len)
+{
+    struct io_uring_sqe *sqe = get_sqe(c->loop);
+    io_uring_prep_recv(sqe, c->fd, room, len, 0);
+    tag_op(sqe, OP_RECEIVE_IN_PLACE, c);
+    uring_of(c)->receiving_in_place = true;
+}
+
+/*
+ * Arms or cancels the receive as conn.c asks: the multishot one, or one into the room
+ * kept for a large request, once the multishot one has ended. A new receive is armed only
+ * once the last one has ended, so two never race to deliver bytes.
  */
 static bool uring_update(struct conn *c)
 {
+    struct uring_conn *u = uring_of(c);
+    if (u->receiving_in_place)
+        return true; /* its completion settles the connection again */
     bool want = conn_wants_input(c);
-    if (want && !uring_of(c)->receiving)
+    size_t room = 0;
+    char *in_place = want ? conn_input_room(c, &room) : NULL;
+    if (in_place != NULL && !u->receiving)
+        arm_receive_in_place(c, in_place, room);
+    else if (want && !u->receiving && in_place == NULL)
         arm_receive(c);
-    else if (!want && uring_of(c)->receiving && !uring_of(c)->receive_cancelled)
-        cancel_receive(c);
+    else if ((!want || in_place != NULL) && u->receiving && !u->receive_cancelled)
+        cancel_receive(c); /* conn_settle() arms what is wanted once it has ended */
     return true;
 }
 
@@ -443,6 +471,19 @@ static void handle_receive(struct conn *c, const struct io_uring_cqe *cqe)
          * -ECANCELED: we asked for it. Anything else ends the connection. */
         conn_failed(c, -cqe->res, "receive");
     }
+    conn_settle(c);
+}
+
+static void handle_receive_in_place(struct conn *c, const struct io_uring_cqe *cqe)
+{
+    uring_of(c)->receiving_in_place = false;
+    uring_of(c)->last_received = c->loop->now;
+    if (cqe->res > 0)
+        conn_received_in_place(c, (size_t)cqe->res);
+    else if (cqe->res == 0)
+        conn_peer_closed(c);
+    else if (cqe->res != -ECANCELED)
+        conn_failed(c, -cqe->res, "receive");
     conn_settle(c);
 }
 
@@ -617,6 +658,9 @@ static void handle_conn_completion(struct loop *loop, const struct io_uring_cqe 
     switch (op_type_of(data)) {
     case OP_RECEIVE:
         handle_receive(c, cqe);
+        break;
+    case OP_RECEIVE_IN_PLACE:
+        handle_receive_in_place(c, cqe);
         break;
     case OP_SEND:
         handle_send(c, cqe);
