@@ -2,11 +2,13 @@
  * listener.c - the listening socket every stage starts from.
  */
 #include "listener.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -109,6 +111,13 @@ fail:
     close(fd);
     freeaddrinfo(addr);
     return -1;
+}
+
+void listener_no_delay(int fd)
+{
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        log_error("setsockopt(TCP_NODELAY): %s", strerror(errno));
 }
 
 long listener_port(int fd)

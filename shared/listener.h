@@ -21,6 +21,15 @@ enum listener_flags {
  */
 int listener_open(const char *host, long port, int flags, char *err, size_t errlen);
 
+/*
+ * Turns Nagle's algorithm off on fd, a listening socket, and so on every socket accepted
+ * from it: Linux copies the option into each, which saves a setsockopt() per connection.
+ * Nagle holds back a small write while earlier data is unacknowledged, hoping to merge it
+ * with the next; a server's writes are whole replies already, and the client's delayed
+ * ACK would stall each one by up to 40 ms. A failure is logged: slower, still correct.
+ */
+void listener_no_delay(int fd);
+
 /* The port the socket is bound to (what the kernel picked, after --port 0); -1 on error. */
 long listener_port(int fd);
 

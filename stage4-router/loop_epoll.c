@@ -32,11 +32,10 @@
  */
 #include "backend.h"
 #include "file_send.h"
+#include "listener.h"
 #include "log.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +86,6 @@ static bool watch(struct loop *loop, int op, int fd, uint32_t events, uint64_t d
 
 static bool epoll_open(struct conn *c)
 {
-    /*
-     * Nagle's algorithm holds back a small write while earlier data is unacknowledged,
-     * hoping to merge it with the next. Our writes are already whole replies, and the
-     * client's delayed ACK would stall each one by up to 40 ms: turn it off.
-     */
-    int one = 1;
-    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        log_error("setsockopt(TCP_NODELAY): %s", strerror(errno)); /* slower, still correct */
     c->epoll_events = EPOLLIN;
     return watch(c->loop, EPOLL_CTL_ADD, c->fd, EPOLLIN, event_data(c));
 }
@@ -266,6 +257,7 @@ static bool epoll_create_loop(struct loop *loop, char *err, size_t errlen)
         return false;
     }
     loop->io = io;
+    listener_no_delay(loop->listen_fd); /* for every connection accepted from it */
     io->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (io->epoll_fd < 0) {
         snprintf(err, errlen, "epoll_create1: %s", strerror(errno));

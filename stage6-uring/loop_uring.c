@@ -72,13 +72,12 @@
  */
 #include "backend.h"
 #include "file_send.h"
+#include "listener.h"
 #include "log.h"
 #include "loop_uring.h"
 
 #include <errno.h>
 #include <liburing.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -967,16 +966,7 @@ static bool uring_create(struct loop *loop, char *err, size_t errlen)
     io->ring_created = true;
     if (!setup_receive_buffers(loop, err, errlen))
         return false;
-    /*
-     * Nagle's algorithm holds back a small write while earlier data is unacknowledged,
-     * hoping to merge it with the next. Our writes are already whole replies, and the
-     * client's delayed ACK would stall each one by up to 40 ms: turn it off. Set on the
-     * listening socket, it is inherited by every socket accepted from it (Linux), which
-     * saves a setsockopt() per connection.
-     */
-    int one = 1;
-    if (setsockopt(loop->listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-        log_error("setsockopt(TCP_NODELAY): %s", strerror(errno)); /* slower, still correct */
+    listener_no_delay(loop->listen_fd); /* for every connection accepted from it */
     return true;
 }
 
