@@ -376,12 +376,12 @@ static void send_output(struct conn *c, struct buffer *b, bool more)
  * sendfile() costs none: at 1 MiB, 4.5 times its CPU time per request. io_uring has no
  * sendfile operation. Its splice operation, through a pipe, moves page references too,
  * but the kernel runs splices on its worker threads (io-wq), not inline, and each file
- * then costs a pipe: measured at 1 MiB, 146 us of CPU per request against sendfile's 109
- * (stage6-uring/README.md). So the loop calls sendfile() itself, as the epoll backend
- * does (file_send_now()): the socket is non-blocking (arm_accept()), so the call never
- * waits; when the socket is full, a poll operation says when there is room again. The
- * call copies nothing and returns as soon as the socket's buffer is full, so the loop is
- * held no longer than by a send.
+ * then costs a pipe: measured at 1 MiB, 180 us of CPU per request spliced against 149
+ * with sendfile() (stage6-uring/README.md). So the loop calls sendfile() itself, as the
+ * epoll backend does (file_send_now()): the socket is non-blocking (arm_accept()), so
+ * the call never waits; when the socket is full, a poll operation says when there is
+ * room again. The call copies nothing and returns as soon as the socket's buffer is
+ * full, so the loop is held no longer than by a send.
  */
 static bool file_fits_in_buffer(const struct conn *c)
 {
