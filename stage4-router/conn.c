@@ -72,6 +72,7 @@
 
 enum {
     OUTPUT_HIGH_WATER = 64 * 1024, /* want no input from a client with more than this unsent */
+    ROOM_PER_BYTE_HELD = 16, /* room for a promised body: this many times what has come */
     HELD_INPUT_MAX = 64 * 1024, /* want no input from a paused client holding this much */
     SWEEP_INTERVAL_MS = 1000, /* how often deadlines are checked */
     LINGER_MS = 2000, /* the longest a closing connection is read and discarded */
@@ -319,15 +320,33 @@ void conn_file_sent(struct conn *c, size_t n)
 /* --- Input, from the backend ----------------------------------------------------------- */
 
 /*
+ * Room in `in` for the rest of a message whose length the protocol has said
+ * (conn_expect_input()): grown once, it saves copying the buffer as it doubles, and the
+ * backend can receive into it (conn_input_room()). But it is memory held for bytes only
+ * promised, so the room for what is still to come is at most ROOM_PER_BYTE_HELD times
+ * what has come (counting `arriving`, about to be appended): a head alone that promises a
+ * megabyte gets the server to hold sixteen times the head, not the megabyte. A 1 MiB
+ * request whose first read brings 64 KiB gets all its room at once; one that trickles in
+ * grows seventeenfold a step.
+ */
+static bool keep_room(struct conn *c, size_t arriving)
+{
+    size_t come = buffer_length(c->in) + arriving;
+    size_t room = c->input_expected;
+    if (room > come && (room - come) / ROOM_PER_BYTE_HELD > come)
+        room = come + come * ROOM_PER_BYTE_HELD;
+    return buffer_reserve(&c->in, room);
+}
+
+/*
  * Keeps bytes for later, in the connection's own buffer: the backend's is being reused.
- * Room is made for the whole message if its length is known.
+ * Room is kept for the rest of the message if its length is known (keep_room()).
  */
 static void hold_input(struct conn *c, const char *data, size_t len)
 {
     if (c->in == NULL)
         c->in = buffer_take(&c->loop->pool);
-    if (c->in == NULL || !buffer_reserve(&c->in, c->input_expected) ||
-        !buffer_append(&c->in, data, len))
+    if (c->in == NULL || !keep_room(c, len) || !buffer_append(&c->in, data, len))
         c->broken = true;
 }
 
@@ -355,7 +374,7 @@ static void deliver(struct conn *c, char *data, size_t len)
         if (buffer_length(c->in) == 0) {
             buffer_give_back(&c->loop->pool, c->in);
             c->in = NULL;
-        } else if (!buffer_reserve(&c->in, c->input_expected)) {
+        } else if (!keep_room(c, 0)) {
             c->broken = true;
         }
     } else if (used < len) {
@@ -379,7 +398,7 @@ char *conn_input_room(struct conn *c, size_t *room)
     if (b == NULL || c->input_expected <= buffer_length(b) || c->state != CONN_OPEN || c->closing ||
         c->lingering || c->paused)
         return NULL;
-    *room = b->capacity - b->end; /* at least what is still expected: buffer_reserve() */
+    *room = b->capacity - b->end; /* never 0 while more is expected: keep_room() */
     return b->bytes + b->end;
 }
 

@@ -60,11 +60,13 @@ void conn_peer_name(struct conn *c, char *buf, size_t size);
 /*
  * For the protocol: the input it leaves unconsumed is the start of a message len bytes
  * long (an HTTP request whose head gives its body's length), none of which it can consume
- * before the whole has arrived. The connection keeps room for all of it in one buffer,
- * grown once (received a read at a time, the buffer would grow step by step, copied whole
- * at each step), and the backend may receive straight into that room. Said again at each
- * protocol_on_data() that leaves the message unfinished. len must be bounded by the
- * protocol: it is memory held for the client.
+ * before the whole has arrived. The connection keeps room for it in one buffer, grown
+ * in one or a few large steps (received a read at a time, the buffer would grow step by
+ * step, copied whole at each step), and the backend may receive straight into that room.
+ * The room is at most sixteen times what has come, so a head alone does not get the
+ * server to hold the whole length. Said again at each protocol_on_data() that leaves the
+ * message unfinished. len must be bounded by the protocol: it is memory held for the
+ * client.
  */
 void conn_expect_input(struct conn *c, size_t len);
 

@@ -517,6 +517,16 @@ class Server:
                     return int(line.split()[1])
         raise AssertionError(f"no VmRSS in /proc/{self.pid}/status")
 
+    def data_kib(self):
+        """Private writable memory the server has mapped (VmData, from /proc/PID/status):
+        what it has allocated, touched yet or not, and what a kernel that does not
+        overcommit charges it for."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1])
+        raise AssertionError(f"no VmData in /proc/{self.pid}/status")
+
     def stop(self):
         """SIGTERM, then expect exit status 0.  Returns what went wrong, or None."""
         if self.stopped:
