@@ -78,6 +78,7 @@ struct loop {
     size_t slots_in_use; /* connections open or draining */
     size_t max_conns; /* 0: no limit but the descriptors, see loop_set_max_conns() */
     uint64_t now; /* CLOCK_MONOTONIC in ms, read once per wakeup */
+    uint64_t batch; /* batches of events taken from the kernel so far (conn_batch) */
     uint64_t next_sweep; /* when to look for passed deadlines next */
     char *conns; /* the slots, slot_size bytes each: see conn_at() */
     size_t slot_size;

@@ -286,6 +286,11 @@ void conn_set_timeout(struct conn *c, unsigned ms)
     c->deadline = ms == 0 ? 0 : c->loop->now + ms;
 }
 
+uint64_t conn_batch(const struct conn *c)
+{
+    return c->loop->batch;
+}
+
 /* --- Output, for the backend ----------------------------------------------------------- */
 
 struct buffer *conn_outgoing(struct conn *c)
@@ -710,6 +715,7 @@ void loop_run(struct loop *loop)
 void loop_begin_batch(struct loop *loop)
 {
     loop->now = clock_ms();
+    loop->batch++;
 }
 
 /* --- Set-up ---------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #define CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct loop;
@@ -82,6 +83,14 @@ void *conn_session(struct conn *c);
  * call to this (0 cancels). Checked once a second, so it may fire up to a second late.
  */
 void conn_set_timeout(struct conn *c, unsigned ms);
+
+/*
+ * For the protocol: which batch of events the loop is handling, a number that changes
+ * each time the loop takes the next batch from the kernel. What the protocol asked the
+ * kernel earlier in the same batch (a file's size and time, say) can be taken as still
+ * current: the batch is what the loop treats as one moment.
+ */
+uint64_t conn_batch(const struct conn *c);
 
 /*
  * The protocol implements these; the connection layer calls them. After each call it

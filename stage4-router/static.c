@@ -373,18 +373,24 @@ enum { SMALL_FILE_MAX = 16 * 1024 };
  * Open files, kept. Opening a file costs openat2() (a path walk), fstat() and, after the
  * answer, close(): three system calls against the one read that serves a small file. So the
  * descriptors of the small files served last stay open, with their validators, and the next
- * request for the same name takes them from here. Each request still calls fstat() on the
- * kept descriptor, which walks no path: a file written in place shows its new size and
- * time at once, and one deleted or replaced by a rename shows no links left (st_nlink 0),
- * which sends the name back to openat2(). What fstat() cannot see is a change of the
- * path itself (a link pointed elsewhere, a directory renamed): a kept descriptor is given up
- * after KEPT_FILE_SECONDS, so such a change is seen within that long, as with nginx's
- * open_file_cache_valid (its default is 60 s; ours is shorter). h2o gives up its kept files
- * after each turn of its loop; lighttpd stats its cached names once a second.
+ * request for the same name takes them from here. The first request for a kept file in each
+ * batch of events the loop takes from the kernel (conn_batch()) calls fstat() on its
+ * descriptor, which walks no path; the others in that batch take what it found. A busy
+ * loop serves many requests for one file in a batch (one fstat() for 49, at 100
+ * connections on two threads here), and a batch lasts about a millisecond: h2o trusts
+ * what it learns of a file for a turn of its loop in the same way. So a file written in
+ * place shows its new size and time to the next batch, and one deleted or replaced by a
+ * rename shows no links left (st_nlink 0), which sends the name back to openat2(). A
+ * client that sends its request once it has seen the previous answer is always read in a
+ * later batch than the one that answered. What fstat() cannot see is a change of the path
+ * itself (a link pointed elsewhere, a directory renamed): a kept descriptor is given up after
+ * KEPT_FILE_SECONDS, so such a change is seen within that long, as with nginx's
+ * open_file_cache_valid (its default is 60 s; ours is shorter). h2o gives up its kept
+ * files after each turn of its loop; lighttpd stats its cached names once a second.
  *
  * One table per thread (_Thread_local): from stage 5 on each loop runs on a thread of its
  * own and keeps its own table, so no lock is ever taken. Direct-mapped by a hash of the
- * name: a name that lands on a taken entry replaces it. Cost: KEPT_FILES entries of 336
+ * name: a name that lands on a taken entry replaces it. Cost: KEPT_FILES entries of 344
  * bytes per thread, and at most KEPT_FILES descriptors per thread, which stay open until the
  * thread ends; names longer than KEPT_NAME_MAX are not kept.
  */
@@ -393,7 +399,8 @@ enum { KEPT_FILES = 32, KEPT_NAME_MAX = 95, KEPT_FILE_SECONDS = 1 };
 struct kept_file {
     int fd; /* 0: the entry is empty (descriptor 0 is stdin, never a file we opened) */
     time_t opened; /* CLOCK_MONOTONIC_COARSE seconds */
-    struct stat st; /* as of this request's fstat() */
+    uint64_t checked; /* the batch of events (conn_batch()) that st is from */
+    struct stat st; /* as of the last fstat() */
     struct validators v; /* of st */
     char name[KEPT_NAME_MAX + 1];
 };
@@ -430,14 +437,20 @@ void static_forget_files(void)
 }
 
 /* The kept file for name, checked as above, with st and v current; NULL if there is none. */
-static struct kept_file *find_kept(const char *name)
+static struct kept_file *find_kept(const char *name, uint64_t batch)
 {
     struct kept_file *k = kept_slot(name);
     if (k->fd <= 0 || strcmp(k->name, name) != 0)
         return NULL;
+    if (coarse_seconds() - k->opened >= KEPT_FILE_SECONDS) {
+        forget(k);
+        return NULL;
+    }
+    if (k->checked == batch)
+        return k; /* fstat() was called in this batch already */
     struct stat st;
-    if (coarse_seconds() - k->opened >= KEPT_FILE_SECONDS || fstat(k->fd, &st) < 0 ||
-        st.st_nlink == 0 || !S_ISREG(st.st_mode) || st.st_size > SMALL_FILE_MAX) {
+    if (fstat(k->fd, &st) < 0 || st.st_nlink == 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > SMALL_FILE_MAX) {
         forget(k);
         return NULL;
     }
@@ -445,12 +458,13 @@ static struct kept_file *find_kept(const char *name)
         st.st_mtim.tv_nsec != k->st.st_mtim.tv_nsec)
         k->v = validators_of(&st);
     k->st = st;
+    k->checked = batch;
     return k;
 }
 
 /* Keeps fd (a regular file just opened as name) if it is small and name fits; then the
  * table owns it. NULL if not kept: fd is still the caller's. */
-static struct kept_file *keep(const char *name, int fd, const struct stat *st)
+static struct kept_file *keep(const char *name, int fd, const struct stat *st, uint64_t batch)
 {
     size_t len = strlen(name);
     if (st->st_size > SMALL_FILE_MAX || len > KEPT_NAME_MAX)
@@ -459,6 +473,7 @@ static struct kept_file *keep(const char *name, int fd, const struct stat *st)
     forget(k);
     k->fd = fd;
     k->opened = coarse_seconds();
+    k->checked = batch;
     k->st = *st;
     k->v = validators_of(st);
     memcpy(k->name, name, len + 1);
@@ -568,7 +583,7 @@ void static_serve(struct exchange *x)
     memcpy(name, x->path.ptr + skip, len);
     name[len] = '\0';
 
-    struct kept_file *kept = find_kept(name);
+    struct kept_file *kept = find_kept(name, conn_batch(x->conn));
     if (kept != NULL) {
         serve_file(x, kept->fd, &kept->st, name, &kept->v, kept);
         return;
@@ -596,7 +611,7 @@ void static_serve(struct exchange *x)
         /* name ends in '/' (or is empty, for the root). Opened from the root again, so the
          * same rule holds for index.html, which may be a link. */
         memcpy(name + len, "index.html", sizeof "index.html");
-        kept = find_kept(name);
+        kept = find_kept(name, conn_batch(x->conn));
         if (kept != NULL) {
             serve_file(x, kept->fd, &kept->st, name, &kept->v, kept);
             return;
@@ -617,7 +632,7 @@ void static_serve(struct exchange *x)
         respond_status(x, 404, NULL);
         return;
     }
-    kept = keep(name, fd, &st);
+    kept = keep(name, fd, &st, conn_batch(x->conn));
     if (kept != NULL) {
         serve_file(x, fd, &st, name, &kept->v, kept);
         return;
