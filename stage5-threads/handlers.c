@@ -9,9 +9,7 @@
 #include "response.h"
 #include "workers.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <time.h>
 
 /* The longest /delay/:ms handler_delay accepts: long enough to show the problem, short
  * enough that a stray request does not hold a test up for long. */
@@ -39,17 +37,18 @@ void handle_user(struct exchange *x)
 /*
  * Simulates slow, blocking work (a database call, a big computation) by sleeping. It runs
  * on a worker thread (exchange_offload), so the event loop goes on serving everyone else.
+ * The sleep ends early if the server is exiting (workers_sleep()): nobody waits for the
+ * answer then, which is only filled in so that the job is whole.
  */
 static void delay_work(struct job *job)
 {
     long ms = job->arg;
-    struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    while (nanosleep(&left, &left) < 0 && errno == EINTR)
-        ; /* a signal woke us early: sleep the rest */
+    bool slept = workers_sleep(ms);
 
-    job->status = 200;
+    job->status = slept ? 200 : 503;
     job->content_type = "text/plain";
-    job->body_len = (size_t)snprintf(job->body, sizeof job->body, "waited %ld ms\n", ms);
+    job->body_len = (size_t)snprintf(job->body, sizeof job->body, "%s %ld ms\n",
+                                     slept ? "waited" : "stopped before", ms);
 }
 
 void handle_delay(struct exchange *x)

@@ -8,18 +8,27 @@
  *
  * The lock is taken once per job, not per request: only blocking handlers come here, and
  * they take milliseconds, so a simple lock is far from being the bottleneck.
+ *
+ * Stopping: workers_stop() comes after the loops have ended, once the drain period
+ * (--shutdown-timeout) is over, and joins the workers. A job still running then would
+ * hold the exit for as long as it takes, so jobs that wait do it in workers_sleep(),
+ * which the stop wakes: a second condition variable, since a submit's signal on the
+ * first must wake an idle worker, not a sleeping job.
  */
 #include "workers.h"
 #include "log.h"
 #include "loop.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t job_waiting = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t stop_asked = PTHREAD_COND_INITIALIZER; /* for jobs in workers_sleep() */
 static struct job *head, *tail; /* the queue, oldest first */
 static size_t queued, queue_limit;
 static bool stopping;
@@ -85,6 +94,25 @@ bool workers_submit(struct job *job)
     return accepted;
 }
 
+bool workers_sleep(long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until); /* wall-clock changes must not stretch it */
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&lock);
+    int rc = 0;
+    while (!stopping && rc != ETIMEDOUT) /* 0 may be a spurious wakeup: wait on */
+        rc = pthread_cond_clockwait(&stop_asked, &lock, CLOCK_MONOTONIC, &until);
+    bool slept = !stopping;
+    pthread_mutex_unlock(&lock);
+    return slept;
+}
+
 void workers_stop(void)
 {
     pthread_mutex_lock(&lock);
@@ -98,6 +126,7 @@ void workers_stop(void)
     tail = NULL;
     queued = 0;
     pthread_cond_broadcast(&job_waiting);
+    pthread_cond_broadcast(&stop_asked);
     pthread_mutex_unlock(&lock);
     for (size_t i = 0; i < thread_count; i++)
         pthread_join(threads[i], NULL);

@@ -46,7 +46,17 @@ bool workers_start(size_t threads, size_t queue_max, char *err, size_t errlen);
 /* Queues a job (any loop thread). False if the queue is full: the caller answers 503. */
 bool workers_submit(struct job *job);
 
-/* Lets the running jobs finish, frees the queued ones, and joins the threads. */
+/*
+ * For a job's work: sleeps ms milliseconds, unless the pool is stopped meanwhile. False if
+ * it was: the server is exiting, the job's connection is gone, and the job should end
+ * now, so that the exit is not held up. Work that waits should wait here, not in
+ * nanosleep(); work that cannot be cut short holds the exit until it ends.
+ */
+bool workers_sleep(long ms);
+
+/* Wakes jobs in workers_sleep(), frees the queued ones, and joins the threads once the
+ * running jobs have ended. Called once the loops have ended: no connection is left to
+ * answer. */
 void workers_stop(void);
 
 #endif

@@ -76,6 +76,29 @@ def test_stop_waits_for_a_request_at_a_worker(start_server):
 
 
 @pytest.mark.needs("http", "threads")
+def test_a_request_at_a_worker_does_not_hold_the_exit_past_the_shutdown_timeout(start_server):
+    """SIGTERM while a request sleeps at a worker for far longer than
+    --shutdown-timeout (1 s here, the sleep 8 s): once the drain period is over
+    the server closes the connection and exits with status 0, within the timeout
+    and a margin, not when the sleep would have ended (CONVENTIONS.md: the drain
+    is bounded, whatever the clients asked for).  The loops end at the timeout;
+    the workers must not then be waited for as long as their jobs would take."""
+    server = start_server("--shutdown-timeout", "1")
+    with HttpConnection(server) as conn:
+        conn.send(request("GET", "/delay/8000"))
+        time.sleep(scaled(0.15))  # the job is at a worker by now
+        server.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        conn.expect_close()
+        assert server.wait_for_exit(10) == 0
+        took = time.monotonic() - signalled
+    assert took < scaled(2.5), (
+        f"exited {took:.1f} s after SIGTERM with --shutdown-timeout 1: the exit waited for "
+        "the job at the worker (8 s) instead of ending it"
+    )
+
+
+@pytest.mark.needs("http", "threads")
 def test_each_loop_prints_its_counters_and_connections_spread(start_server):
     """Each loop prints "loop I: N connections, M requests" on shutdown; the
     counts add up to what the test did, and with 60 connections the kernel's
