@@ -336,10 +336,16 @@ void conn_file_sent(struct conn *c, size_t n)
  */
 static bool keep_room(struct conn *c, size_t arriving)
 {
-    size_t come = buffer_length(c->in) + arriving;
+    struct buffer *b = c->in;
+    size_t come = buffer_length(b) + arriving;
     size_t room = c->input_expected;
-    if (room > come && (room - come) / ROOM_PER_BYTE_HELD > come)
+    if (room > come && (room - come) / ROOM_PER_BYTE_HELD > come) {
+        /* Grown only once the free end is smaller than what has come: in few large steps,
+         * not at every piece that arrives (each step may copy the buffer). */
+        if (b->capacity - b->end >= arriving + come)
+            return true;
         room = come + come * ROOM_PER_BYTE_HELD;
+    }
     return buffer_reserve(&c->in, room);
 }
 
