@@ -583,7 +583,8 @@ void static_serve(struct exchange *x)
     memcpy(name, x->path.ptr + skip, len);
     name[len] = '\0';
 
-    struct kept_file *kept = find_kept(name, conn_batch(x->conn));
+    uint64_t batch = conn_batch(x->conn);
+    struct kept_file *kept = find_kept(name, batch);
     if (kept != NULL) {
         serve_file(x, kept->fd, &kept->st, name, &kept->v, kept);
         return;
@@ -611,7 +612,7 @@ void static_serve(struct exchange *x)
         /* name ends in '/' (or is empty, for the root). Opened from the root again, so the
          * same rule holds for index.html, which may be a link. */
         memcpy(name + len, "index.html", sizeof "index.html");
-        kept = find_kept(name, conn_batch(x->conn));
+        kept = find_kept(name, batch);
         if (kept != NULL) {
             serve_file(x, kept->fd, &kept->st, name, &kept->v, kept);
             return;
@@ -632,7 +633,7 @@ void static_serve(struct exchange *x)
         respond_status(x, 404, NULL);
         return;
     }
-    kept = keep(name, fd, &st, conn_batch(x->conn));
+    kept = keep(name, fd, &st, batch);
     if (kept != NULL) {
         serve_file(x, fd, &st, name, &kept->v, kept);
         return;
