@@ -57,7 +57,7 @@ PACKAGES := gcc make libc6-dev liburing-dev python3 python3-pytest netcat-openbs
             socat tcpdump \
             clang libclang-rt-14-dev libhttp-parser-dev libh2o-dev cppcheck clang-tidy \
             wrk nghttp2-client nginx-light h2o lighttpd cargo librust-hyper-dev librust-tokio-dev \
-            gnuplot-nox linux-perf \
+            gnuplot-nox linux-perf dpkg-dev \
             graphviz pandoc chromium chromium-driver python3-selenium
 
 # Two tools come from the npm registry: Pagefind, which builds the site's search index
