@@ -919,7 +919,8 @@ def flame_graph_argv(output):
 def profile_of(lab, group, mode, server, plots_dir, flame_graph):
     cell = CELLS["plaintext-c100"]
     r = lab.start(server)
-    where = lab.dir / f"perf-{server.key}"
+    # The ceiling and nginx are profiled in both groups: one directory per group.
+    where = lab.dir / f"perf-{server.key}-{group.threads}t"
     where.mkdir()
     data = where / "perf.data"  # perf's flamegraph script reads the header of ./perf.data
     try:
