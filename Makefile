@@ -48,7 +48,8 @@ PYTHON := /usr/bin/python3
 # packages: compilers and libraries; the test runner and its tools, and those the chapters'
 # exercises use (curl, socat, tcpdump, ss); the load generators, the servers the benchmark
 # compares with (nginx, h2o, lighttpd, and a hyper server that cargo builds offline from
-# Debian's Rust crates), the plotting and the profiler; the site's converters and the
+# Debian's Rust crates), the plotting and the profiler; dpkg-source (dpkg-dev), which unpacks
+# picohttpparser's source for the parser benchmark; the site's converters and the
 # browser that checks it; the linters. And npm, which fetches the site's search indexer
 # (docs/) and the flame graphs' template (tests/bench/flamegraph): Debian's package, unless
 # an npm is already on PATH (NodeSource's nodejs brings its own, and conflicts with

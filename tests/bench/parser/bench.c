@@ -136,9 +136,9 @@ int main(void)
         {"(c) 16 pipelined GETs", pipelined, pipelined_len, PIPELINE_DEPTH},
     };
 
-    printf("%-24s %11s %11s %14s %12s %10s %10s %12s\n", "requests per second", parsers[0].name,
+    printf("%-24s %11s %11s %14s %12s %10s %10s %17s\n", "requests per second", parsers[0].name,
            parsers[1].name, parsers[2].name, parsers[3].name, "ours/pico", "ours/sse42",
-           "ours/h_p");
+           "ours/http_parser");
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
         const char *buf = inputs[i].buf;
         size_t len = inputs[i].len;
@@ -161,7 +161,7 @@ int main(void)
             for (size_t j = 1; j < PARSER_COUNT; j++)
                 vs[j][r] = rates[0][r] / rates[j][r];
         }
-        printf("%-24s %11.0f %11.0f %14.0f %12.0f %9.2fx %9.2fx %11.2fx\n", inputs[i].name,
+        printf("%-24s %11.0f %11.0f %14.0f %12.0f %9.2fx %9.2fx %16.2fx\n", inputs[i].name,
                median(rates[0], ROUNDS), median(rates[1], ROUNDS), median(rates[2], ROUNDS),
                median(rates[3], ROUNDS), median(vs[1], ROUNDS), median(vs[2], ROUNDS),
                median(vs[3], ROUNDS));
