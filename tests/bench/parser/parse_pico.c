@@ -2,6 +2,10 @@
  * parse_pico.c - the benchmark's driver for picohttpparser, as shipped inside Debian's libh2o
  * (libh2o-dev): `nm -D /usr/lib/x86_64-linux-gnu/libh2o.so` lists phr_parse_request. Debian
  * installs no header for it, so the two declarations below copy picohttpparser.h.
+ *
+ * The Makefile compiles this file a second time, for picohttpparser built with its SSE4.2 path,
+ * with the names renamed by the preprocessor: parse_with_pico_sse42() calls
+ * phr_parse_request_sse42().
  */
 #include <stddef.h>
 
